@@ -1,0 +1,64 @@
+"""CLI: ``chainrule train`` -- one command for every family.
+
+The n-gram family and the neural families share the command; flags that a family does not
+use are rejected with a message rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from chainrule.errors import ConfigError
+
+NGRAM_FAMILIES = {"ngram"}
+NEURAL_FAMILIES = {"ffnn", "rnn", "lstm", "gpt"}
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a language model on a corpus",
+        description="Train a language model of any family on CORPUS files and save it to -o.",
+    )
+    p.add_argument("--family", required=True, choices=sorted(NGRAM_FAMILIES | NEURAL_FAMILIES))
+    p.add_argument("args", nargs="*", metavar="CORPUS|KEY=VALUE",
+                   help="corpus files (text; one sentence per line for n-grams) and, for neural "
+                        "families, KEY=VALUE overrides of the preset")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
+    p.add_argument("--tokenizer", metavar="TOK.json",
+                   help="a trained chainrule tokenizer (default: whitespace words for n-grams)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    g = p.add_argument_group("n-gram options")
+    g.add_argument("--order", type=int)
+    g.add_argument("--smoothing", choices=["mle", "addk", "kn", "mkn"])
+    g.add_argument("--k", type=float, help="add-k constant (default 1: Laplace)")
+    g.add_argument("--prune", type=str, metavar="C1,C2,...",
+                   help="per-order count thresholds: drop n-grams of order i seen <= Ci times")
+    g.add_argument("--vocab", metavar="FILE", help="closed vocabulary: one word per line")
+    g = p.add_argument_group("neural options")
+    g.add_argument("--preset")
+    g.add_argument("--kind", choices=["char", "word", "bpe", "bytebpe"],
+                   help="train a tokenizer of this kind first (when --tokenizer is not given)")
+    g.add_argument("--resume", action="store_true")
+    g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
+    g.add_argument("--compile", action="store_true", help="use torch.compile")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.family in NGRAM_FAMILIES:
+        neural_only = [f for f in ("preset", "kind", "device") if getattr(args, f)]
+        neural_only += [f for f in ("resume", "compile") if getattr(args, f)]
+        if neural_only:
+            raise ConfigError(
+                f"--{neural_only[0]} applies to neural families, not to --family {args.family}."
+            )
+        from chainrule.models.ngram.cli import train as train_ngram
+
+        return train_ngram(args)
+    ngram_only = [f for f in ("order", "smoothing", "k", "prune", "vocab") if getattr(args, f)]
+    if ngram_only:
+        raise ConfigError(f"--{ngram_only[0]} applies to --family ngram, not to {args.family}.")
+    from chainrule.training.cli import train as train_neural
+
+    return train_neural(args)

@@ -1,0 +1,120 @@
+"""Small file helpers: atomic writes and JSON, so nothing a user had is half-overwritten."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from chainrule.errors import ChainruleError, DataError
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on success it is renamed over ``path``.
+
+    If the block raises, the temporary file is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+
+
+def write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = 2) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+
+
+def read_json(path: str | os.PathLike, *, what: str = "file") -> Any:
+    """Read a JSON file, turning every failure into one actionable sentence."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{what} {str(path)!r} does not exist; check the path.")
+    if path.is_dir():
+        raise DataError(f"{what} {str(path)!r} is a directory, not a JSON file.")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"{what} {str(path)!r} is not UTF-8 text (bad byte at offset {e.start}); "
+            "is it the right file?"
+        ) from None
+    except json.JSONDecodeError as e:
+        raise DataError(
+            f"{what} {str(path)!r} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); "
+            "it may be truncated or not a chainrule file."
+        ) from None
+
+
+def write_safetensors(
+    path: str | os.PathLike, tensors: dict, metadata: dict[str, str] | None = None
+) -> None:
+    """Write tensors to a safetensors file atomically (weights never go through pickle)."""
+    from safetensors.torch import save
+
+    data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=metadata)
+    atomic_write_bytes(path, data)
+
+
+def read_safetensors(path: str | os.PathLike) -> dict:
+    """Load a safetensors file; a missing or corrupt file becomes a ModelFormatError."""
+    from safetensors.torch import load_file
+
+    from chainrule.errors import ModelFormatError
+
+    path = Path(path)
+    if not path.exists():
+        raise ModelFormatError(f"{str(path)!r} is missing; the model directory is incomplete.")
+    try:
+        return load_file(str(path))
+    except Exception as e:  # safetensors raises several exception types for a corrupt header
+        raise ModelFormatError(
+            f"{str(path)!r} is not a readable safetensors file ({e}); the checkpoint is "
+            "corrupt or truncated."
+        ) from None
+
+
+def require_file(path: str | os.PathLike, what: str = "file") -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{what} {str(path)!r} does not exist; check the path.")
+    if not path.is_file():
+        raise DataError(f"{what} {str(path)!r} is not a regular file.")
+    return path
+
+
+__all__ = [
+    "ChainruleError",
+    "atomic_open",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "read_json",
+    "read_safetensors",
+    "require_file",
+    "write_json",
+    "write_safetensors",
+]

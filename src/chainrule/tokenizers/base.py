@@ -1,0 +1,166 @@
+"""The tokenizer interface, its versioned JSON save format, and loading by kind.
+
+Every tokenizer maps text to ids and back. Special tokens (BOS, EOS, PAD, UNK and any the user
+adds) have fixed ids, are never split, and are only recognised inside ordinary text when the
+caller asks for it (``allow_special=True``); otherwise their spelling is encoded as plain text.
+
+On disk a tokenizer is one JSON object::
+
+    {"format": "chainrule-tokenizer", "version": 1, "kind": "bpe", ...kind-specific fields}
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from chainrule.errors import TokenizerError
+from chainrule.fileio import read_json, write_json
+
+TOKENIZER_FORMAT = "chainrule-tokenizer"
+TOKENIZER_FORMAT_VERSION = 1
+
+BOS, EOS, PAD, UNK = "<s>", "</s>", "<pad>", "<unk>"
+
+
+class Tokenizer(abc.ABC):
+    """Base class. Subclasses set ``kind`` and implement the abstract methods.
+
+    Attributes:
+        special_tokens: spelling -> id of every special token.
+        bos_id / eos_id / pad_id / unk_id: ids of the standard specials (``None`` if absent).
+    """
+
+    kind: ClassVar[str] = ""
+    special_tokens: dict[str, int]
+
+    @property
+    @abc.abstractmethod
+    def vocab_size(self) -> int: ...
+
+    @abc.abstractmethod
+    def encode(self, text: str, *, allow_special: bool = False) -> list[int]:
+        """Text -> ids. With ``allow_special``, special-token spellings in ``text`` map to them."""
+
+    @abc.abstractmethod
+    def decode(self, ids: Iterable[int]) -> str:
+        """Ids -> text; ``decode(encode(t)) == t`` whenever no token is ``<unk>``."""
+
+    @abc.abstractmethod
+    def id_to_token(self, idx: int) -> str:
+        """The vocabulary entry of ``idx`` (its internal spelling)."""
+
+    @abc.abstractmethod
+    def token_to_id(self, token: str) -> int | None: ...
+
+    @abc.abstractmethod
+    def to_dict(self) -> dict[str, Any]:
+        """Kind-specific fields of the save format (without format/version/kind)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def from_dict(cls, data: dict[str, Any]) -> Tokenizer: ...
+
+    # -- shared behaviour --------------------------------------------------------------------
+    def encode_batch(self, texts: Sequence[str], **kwargs: Any) -> list[list[int]]:
+        return [self.encode(t, **kwargs) for t in texts]
+
+    @property
+    def bos_id(self) -> int | None:
+        return self.special_tokens.get(BOS)
+
+    @property
+    def eos_id(self) -> int | None:
+        return self.special_tokens.get(EOS)
+
+    @property
+    def pad_id(self) -> int | None:
+        return self.special_tokens.get(PAD)
+
+    @property
+    def unk_id(self) -> int | None:
+        return self.special_tokens.get(UNK)
+
+    def serialise(self) -> dict[str, Any]:
+        return {
+            "format": TOKENIZER_FORMAT,
+            "version": TOKENIZER_FORMAT_VERSION,
+            "kind": self.kind,
+            **self.to_dict(),
+        }
+
+    def fingerprint(self) -> str:
+        """A hash of the tokenizer's content: equal fingerprints encode identically."""
+        blob = json.dumps(self.serialise(), sort_keys=True, ensure_ascii=False).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        write_json(path, self.serialise(), indent=None)
+        return path
+
+
+_KINDS: dict[str, type[Tokenizer]] = {}
+
+
+def register_tokenizer(cls: type[Tokenizer]) -> type[Tokenizer]:
+    """Class decorator: make :func:`load_tokenizer` able to read files of ``cls.kind``."""
+    _KINDS[cls.kind] = cls
+    return cls
+
+
+def tokenizer_from_dict(data: Any, *, source: str = "tokenizer") -> Tokenizer:
+    """Rebuild a tokenizer from its save-format dict, checking format, version and kind."""
+    import chainrule.tokenizers  # noqa: F401  (registers the built-in kinds)
+
+    if not isinstance(data, dict) or data.get("format") != TOKENIZER_FORMAT:
+        hint = ""
+        if isinstance(data, dict) and "model" in data and "pre_tokenizer" in data:
+            hint = " It looks like a Hugging Face tokenizer.json; chainrule writes those with "
+            hint += "`export-hf` but does not read them."
+        raise TokenizerError(
+            f"{source} is not a chainrule tokenizer file.{hint} Train one with "
+            "`chainrule tokenizer train` or import GPT-2's files with `chainrule tokenizer import`."
+        )
+    version = data.get("version")
+    if version != TOKENIZER_FORMAT_VERSION:
+        raise TokenizerError(
+            f"{source} has tokenizer format version {version!r}, but this chainrule reads version "
+            f"{TOKENIZER_FORMAT_VERSION}; upgrade chainrule or retrain the tokenizer."
+        )
+    kind = data.get("kind")
+    if kind not in _KINDS:
+        raise TokenizerError(
+            f"{source} is a tokenizer of unknown kind {kind!r}; known kinds: "
+            f"{', '.join(sorted(_KINDS))}."
+        )
+    try:
+        return _KINDS[kind].from_dict(data)
+    except (KeyError, TypeError, ValueError) as e:
+        raise TokenizerError(f"{source} is corrupt ({type(e).__name__}: {e}); retrain it.") from None
+
+
+def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
+    """Load a tokenizer saved by :meth:`Tokenizer.save` (or a model directory holding one)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "tokenizer.json"
+    data = read_json(path, what="tokenizer file")
+    return tokenizer_from_dict(data, source=f"{str(path)!r}")
+
+
+__all__ = [
+    "BOS",
+    "EOS",
+    "PAD",
+    "UNK",
+    "Tokenizer",
+    "load_tokenizer",
+    "register_tokenizer",
+    "tokenizer_from_dict",
+]
