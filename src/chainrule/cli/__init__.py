@@ -16,7 +16,7 @@ from chainrule import __version__
 from chainrule.errors import ChainruleError
 
 # modules under chainrule.cli that each register one or more subcommands
-SUBCOMMAND_MODULES = ["tokenizer", "train", "eval", "ngram", "generate", "demo"]
+SUBCOMMAND_MODULES = ["tokenizer", "corpus", "train", "eval", "ngram", "generate", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:
