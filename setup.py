@@ -1,5 +1,19 @@
-"""Build step for chainrule's compiled core (the BPE trainer and encoder)."""
+"""Build step for chainrule's compiled core (the BPE trainer and encoder).
 
+The core is optional at run time: if it cannot be built, chainrule falls back to its pure-Python
+reference implementation (same results, much slower).
+"""
+
+from pybind11.setup_helpers import Pybind11Extension, build_ext
 from setuptools import setup
 
-setup()
+ext_modules = [
+    Pybind11Extension(
+        "chainrule._bpe_core",
+        ["src/chainrule/_bpe/core.cpp"],
+        cxx_std=17,
+        extra_compile_args=["-O3"],
+    ),
+]
+
+setup(ext_modules=ext_modules, cmdclass={"build_ext": build_ext})

@@ -1,7 +1,166 @@
-"""CLI: `chainrule demo` (being built)."""
+"""CLI: ``chainrule ladder`` (the model ladder on any corpus) and ``chainrule demo`` (the ladder
+on the bundled Tiny Shakespeare, in a few minutes on a laptop CPU)."""
 
 from __future__ import annotations
 
+import argparse
+import time
+
+from chainrule.errors import ConfigError
+
 
 def register(sub) -> None:
-    pass
+    p = sub.add_parser(
+        "ladder",
+        help="train every rung (unigram ... GPT) on one corpus and write a comparison report",
+        description="Train the chosen rungs on one corpus with one vocabulary and one boundary "
+        "convention, then write REPORT_DIR/report.md, results.csv and ladder.png: test "
+        "perplexity, a sample, minimal-pair accuracy, training time and parameters per model.",
+    )
+    p.add_argument("--data", nargs="+", required=True, metavar="CORPUS",
+                   help="text files, one sentence per line")
+    p.add_argument("-o", "--output", required=True, metavar="REPORT_DIR")
+    _ladder_options(p)
+    p.set_defaults(func=run_ladder_cmd)
+
+    d = sub.add_parser(
+        "demo",
+        help="the main job: a small model ladder on the bundled Tiny Shakespeare",
+        description="Train tokenizers and a small model ladder (unigram to GPT) on the bundled "
+        "Tiny Shakespeare, print what they learned and their test perplexities, and write a "
+        "report. Takes a few minutes on a laptop CPU.",
+    )
+    d.add_argument("-o", "--output", default="chainrule-demo", metavar="DIR",
+                   help="report directory (default: ./chainrule-demo)")
+    d.add_argument("--rungs", default=None,
+                   help="comma-separated rungs (default: unigram,bigram,trigram,kn5,ffnn,lstm,gpt)")
+    d.add_argument("--budget", type=int, default=None, metavar="STEPS",
+                   help="training steps per neural rung (default: sized for ~2-3 minutes)")
+    d.add_argument("--pairs", nargs="*", default=(), metavar="BLIMP.jsonl",
+                   help="also score BLiMP-format minimal pairs with every rung")
+    d.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    d.set_defaults(func=run_demo_cmd)
+
+
+def _ladder_options(p: argparse.ArgumentParser) -> None:
+    from chainrule.evaluation.ladder import ALL_RUNGS, DEFAULT_RUNGS
+
+    p.add_argument("--rungs", default=",".join(DEFAULT_RUNGS),
+                   help=f"comma-separated, from {','.join(ALL_RUNGS)} (default: %(default)s)")
+    p.add_argument("--budget", type=int, default=1000, metavar="STEPS",
+                   help="training steps per neural rung (default: %(default)s)")
+    p.add_argument("--set", action="append", default=[], metavar="FAMILY.KEY=VALUE",
+                   help="override a neural setting, e.g. gpt.n_layer=4 or lstm.max_iters=3000")
+    p.add_argument("--valid", nargs="+", default=(), metavar="FILE",
+                   help="separate validation files (with --test)")
+    p.add_argument("--test", nargs="+", default=(), metavar="FILE",
+                   help="separate test files; then --data is all training text")
+    p.add_argument("--split", default="0.8,0.1,0.1", metavar="TRAIN,VALID,TEST",
+                   help="fractions of the lines of --data (default: %(default)s)")
+    p.add_argument("--tokenizer", default="word", choices=["word", "char", "bpe", "bytebpe"],
+                   help="the one tokenizer kind every rung uses (default: %(default)s)")
+    p.add_argument("--vocab-size", type=int, default=0, metavar="N")
+    p.add_argument("--min-count", type=int, default=2, metavar="K",
+                   help="word tokenizer: words seen fewer than K times are <unk> (default: 2)")
+    p.add_argument("--lowercase", action="store_true")
+    p.add_argument("--pairs", nargs="+", default=(), metavar="BLIMP.jsonl",
+                   help="BLiMP-format minimal pairs scored by every rung")
+    p.add_argument("--sample-tokens", type=int, default=30, metavar="N")
+    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def parse_sets(items: list[str]) -> dict[str, dict]:
+    """``["gpt.n_layer=4"]`` -> ``{"gpt": {"n_layer": 4}}`` (typed by the training config)."""
+    from chainrule.evaluation.ladder_rungs import NEURAL_DEFAULTS
+
+    grouped: dict[str, list[str]] = {}
+    problems = []
+    for item in items:
+        fam, dot, rest = item.partition(".")
+        if not dot or fam not in NEURAL_DEFAULTS or "=" not in rest:
+            problems.append(f"--set {item!r} must look like FAMILY.KEY=VALUE with FAMILY one of "
+                            f"{', '.join(NEURAL_DEFAULTS)}")
+            continue
+        grouped.setdefault(fam, []).append(rest)
+    if problems:
+        raise ConfigError(problems)
+    from chainrule.training.config import parse_overrides
+
+    return {fam: parse_overrides(kv) for fam, kv in grouped.items()}
+
+
+def _split(text: str) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3:
+        raise ConfigError(f"--split {text!r} must be three comma-separated fractions, "
+                          "e.g. 0.8,0.1,0.1.")
+    return parts  # type: ignore[return-value]
+
+
+def _rungs(text: str) -> tuple[str, ...]:
+    return tuple(r.strip() for r in text.split(",") if r.strip())
+
+
+def run_ladder_cmd(args: argparse.Namespace) -> int:
+    from chainrule.evaluation.ladder import LadderConfig, run_ladder
+
+    cfg = LadderConfig(
+        data=tuple(args.data), output=args.output, rungs=_rungs(args.rungs),
+        test=tuple(args.test), valid=tuple(args.valid), split=_split(args.split),
+        tokenizer_kind=args.tokenizer, vocab_size=args.vocab_size, min_count=args.min_count,
+        lowercase=args.lowercase, neural_iters=args.budget,
+        neural_overrides=parse_sets(args.set), pairs=tuple(args.pairs),
+        sample_tokens=args.sample_tokens, seed=args.seed,
+    )
+    return _run_and_print(cfg, args.json)
+
+
+def _run_and_print(cfg, as_json: bool, header=None) -> int:
+    from dataclasses import asdict
+
+    from chainrule.cli._output import print_json, print_table
+    from chainrule.evaluation.ladder import run_ladder, table_rows
+
+    t0 = time.perf_counter()
+    log = (lambda s: None) if as_json else (lambda s: print(s, flush=True))
+    data, results = run_ladder(cfg, log=log)
+    wall = time.perf_counter() - t0
+    report = data.out_dir / "report.md"
+    if as_json:
+        out = {"report": str(report), "wall_seconds": wall,
+               "vocab_size": data.tokenizer.vocab_size, "results": [asdict(r) for r in results]}
+        if header:
+            out["tokenizers"] = header
+        print_json(out)
+        return 0
+    print()
+    print("Test perplexity per token (every test line is <s> ... </s>; </s> counts):")
+    print_table(table_rows(results))
+    print()
+    print("Samples (temperature 1):")
+    for r in results:
+        if r.status == "ok":
+            print(f"  {r.rung:<8} {r.sample}")
+    print()
+    print(f"Report: {report}  (with results.csv and ladder.png) — {wall:.0f} s in all.")
+    return 0
+
+
+def run_demo_cmd(args: argparse.Namespace) -> int:
+    from chainrule.evaluation.demo import demo_config, show_tokenizers
+
+    t0 = time.perf_counter()
+    header = show_tokenizers(quiet=args.json)
+    cfg = demo_config(args.output, rungs=_rungs(args.rungs) if args.rungs else None,
+                      budget=args.budget, pairs=tuple(args.pairs))
+    if not args.json:
+        print(f"\nThe model ladder on Tiny Shakespeare (word level, one vocabulary for all), "
+              f"{cfg.neural_iters} training steps per neural model:")
+    rc = _run_and_print(cfg, args.json, header=header)
+    if not args.json:
+        print(f"Demo finished in {time.perf_counter() - t0:.0f} s.")
+    return rc

@@ -1,7 +1,157 @@
-"""CLI: `chainrule generate` (being built)."""
+"""CLI: ``chainrule generate`` -- text from any saved model, with every decoding strategy."""
 
 from __future__ import annotations
 
+import argparse
+import sys
+import warnings
+
+from chainrule.errors import ConfigError, ModelFormatError
+
 
 def register(sub) -> None:
-    pass
+    p = sub.add_parser(
+        "generate",
+        help="generate text from a trained model",
+        description="Generate text from MODEL_DIR (any family) by greedy decoding, sampling or "
+        "beam search. Without --prompt the text starts from the beginning-of-sequence token.",
+    )
+    p.add_argument("model_dir", metavar="MODEL_DIR")
+    p.add_argument("--prompt", action="append", metavar="TEXT",
+                   help="text to continue (repeat for a batch of prompts; default: empty)")
+    p.add_argument("--strategy", default="sample", metavar="greedy|sample|beam",
+                   help="decoding strategy (default: sample)")
+    p.add_argument("--temperature", type=float, default=1.0, metavar="T",
+                   help="sampling temperature, >= 0; 0 is greedy (default 1)")
+    p.add_argument("--top-k", type=int, metavar="K", help="sample among the K most probable")
+    p.add_argument("--top-p", type=float, default=1.0, metavar="P",
+                   help="nucleus sampling: smallest set with mass >= P, in (0, 1]")
+    p.add_argument("--min-p", type=float, default=0.0, metavar="P",
+                   help="drop tokens below P x the most probable one's probability")
+    p.add_argument("--repetition-penalty", type=float, default=1.0, metavar="R",
+                   help="> 1 discourages tokens already seen (default 1: off)")
+    p.add_argument("--beams", type=int, default=4, metavar="B", help="beams for --strategy beam")
+    p.add_argument("--length-penalty", type=float, default=1.0, metavar="A",
+                   help="beam score = log-prob / length**A (default 1)")
+    p.add_argument("--n", type=int, default=1, metavar="N", help="outputs per prompt")
+    p.add_argument("--max-tokens", type=int, default=100, metavar="N",
+                   help="most new tokens per output (default 100)")
+    p.add_argument("--stop", nargs="+", default=[], metavar="S",
+                   help="stop when the output contains any of these strings (not printed)")
+    p.add_argument("--seed", type=int, help="random seed (printed with --json when omitted)")
+    p.add_argument("--stream", action="store_true", help="print tokens as they are generated")
+    p.add_argument("--json", action="store_true", help="print one JSON object with all outputs")
+    p.add_argument("--no-truncate", action="store_true",
+                   help="refuse prompts longer than the model's context instead of cutting them")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (neural models)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from chainrule.decoding import GenerationConfig, generate, stream
+    from chainrule.decoding.session import resolve_seed
+    from chainrule.models import load_model
+    from chainrule.tokenizers import load_tokenizer
+
+    seed = resolve_seed(args.seed)
+    config = GenerationConfig(
+        strategy=args.strategy, max_new_tokens=args.max_tokens, temperature=args.temperature,
+        top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
+        repetition_penalty=args.repetition_penalty, num_beams=args.beams,
+        length_penalty=args.length_penalty, n=args.n, stop=tuple(args.stop), seed=seed,
+        truncate=not args.no_truncate,
+    )
+    if args.stream and args.json:
+        raise ConfigError("--stream prints text as it comes and --json prints one object at the "
+                          "end; choose one.")
+    model = load_model(args.model_dir)
+    if args.device is not None:
+        if not hasattr(model, "to"):
+            raise ConfigError(f"--device applies to neural models, not to a {model.family} model.")
+        model.to(args.device)
+    tokenizer = load_tokenizer(args.model_dir)
+    if tokenizer.vocab_size != model.vocab_size:
+        raise ModelFormatError(
+            f"{args.model_dir!r}: the tokenizer has {tokenizer.vocab_size} tokens but the model "
+            f"{model.vocab_size}; the directory mixes files of different models."
+        )
+    prompts = args.prompt or [""]
+    with warnings.catch_warnings():
+        # print warnings (a truncated prompt) as one line each, when they happen
+        warnings.simplefilter("always")
+        warnings.showwarning = _show_warning
+        if args.stream:
+            _stream(stream(model, prompts, config, tokenizer=tokenizer), prompts, config.n)
+            return 0
+        results = generate(model, prompts, config, tokenizer=tokenizer)
+    if args.json:
+        from chainrule.cli._output import print_json
+
+        print_json({
+            "model": str(args.model_dir),
+            "strategy": config.strategy,
+            "seed": seed,
+            "prompts": [
+                {"prompt": p, "outputs": [c.to_dict() for c in outs]}
+                for p, outs in zip(prompts, results)
+            ],
+        })
+        return 0
+    many = len(prompts) > 1 or config.n > 1
+    for i, (p, outs) in enumerate(zip(prompts, results)):
+        for j, c in enumerate(outs):
+            if many:
+                print(_header(i, j, len(prompts), config.n, c.score if config.strategy == "beam"
+                              else None))
+            print(p + (c.text or ""))
+    return 0
+
+
+def _header(i: int, j: int, n_prompts: int, n: int, score: float | None) -> str:
+    parts = []
+    if n_prompts > 1:
+        parts.append(f"prompt {i + 1}")
+    if n > 1:
+        parts.append(f"output {j + 1}")
+    if score is not None:
+        parts.append(f"score {score:.4f}")
+    return "--- " + ", ".join(parts) + " ---"
+
+
+def _stream(events, prompts: list[str], n: int) -> None:
+    """Print pieces as they come; rows of a batch are printed one after the other."""
+    out = sys.stdout
+    if len(prompts) == 1 and n == 1:
+        out.write(prompts[0])
+        out.flush()
+        for ev in events:
+            if ev.text:
+                out.write(ev.text)
+                out.flush()
+        out.write("\n")
+        return
+    # several outputs interleave token by token: show the first live, buffer the rest
+    order = [(i, j) for i in range(len(prompts)) for j in range(n)]
+    buffers = {key: "" for key in order}
+    done: set = set()
+    current = 0
+    out.write(_header(*order[0], len(prompts), n, None) + "\n" + prompts[0])
+    for ev in events:
+        key = (ev.prompt, ev.sample)
+        if key == order[current]:
+            out.write(ev.text)
+        else:
+            buffers[key] += ev.text
+        if ev.finish_reason is not None:
+            done.add(key)
+        while order[current] in done and current + 1 < len(order):
+            current += 1
+            i, j = order[current]
+            out.write("\n" + _header(i, j, len(prompts), n, None) + "\n" + prompts[i]
+                      + buffers[order[current]])
+        out.flush()
+    out.write("\n")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)

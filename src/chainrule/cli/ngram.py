@@ -1,7 +1,68 @@
-"""CLI: `chainrule ngram` (being built)."""
+"""CLI: ``chainrule ngram table | export-arpa | import-arpa``."""
 
 from __future__ import annotations
 
+import argparse
+
 
 def register(sub) -> None:
-    pass
+    p = sub.add_parser("ngram", help="n-gram tools: lecture tables, ARPA export and import")
+    ng = p.add_subparsers(dest="ngram_command", metavar="WHAT")
+
+    t = ng.add_parser("table", help="bigram counts (or probabilities) for a word list, "
+                                     "laid out like the lecture's slide")
+    t.add_argument("model", metavar="MODEL_DIR")
+    t.add_argument("--words", nargs="+", required=True, metavar="W")
+    t.add_argument("--probabilities", action="store_true",
+                   help="P(column word | row word) instead of counts c(row word, column word)")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=run_table)
+
+    e = ng.add_parser("export-arpa", help="write an n-gram model as an ARPA file")
+    e.add_argument("model", metavar="MODEL_DIR")
+    e.add_argument("-o", "--output", required=True, metavar="FILE.arpa",
+                   help="output file (.gz compresses)")
+    e.set_defaults(func=run_export)
+
+    i = ng.add_parser("import-arpa", help="read an ARPA file (KenLM, SRILM) into a model directory")
+    i.add_argument("arpa", metavar="FILE.arpa")
+    i.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=run_import)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def run_table(args: argparse.Namespace) -> int:
+    from chainrule.cli._output import print_json
+    from chainrule.models.ngram.lecture import bigram_table, format_table
+    from chainrule.models.ngram.train import load_ngram
+
+    model, tok = load_ngram(args.model)
+    table = bigram_table(model, tok, args.words, probabilities=args.probabilities)
+    if args.json:
+        print_json({"words": list(args.words), "kind": table.kind, "rows": table.values.tolist()})
+    else:
+        print(format_table(table))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from chainrule.models.ngram.train import export_arpa
+
+    path = export_arpa(args.model, args.output)
+    print(f"wrote {path}")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from chainrule.cli._output import print_json
+    from chainrule.models.ngram.train import import_arpa
+
+    model = import_arpa(args.arpa, args.output)
+    info = {"output": str(args.output), "order": model.order, "ngrams": model.tables.counts(),
+            "vocab_size": model.vocab_size}
+    if args.json:
+        print_json(info)
+    else:
+        print(f"imported an order-{model.order} model ({info['ngrams']} n-grams) to {args.output}")
+    return 0

@@ -19,6 +19,8 @@ def register(sub) -> None:
         "train",
         help="train a language model on a corpus",
         description="Train a language model of any family on CORPUS files and save it to -o.",
+        epilog=_neural_keys_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--family", required=True, choices=sorted(NGRAM_FAMILIES | NEURAL_FAMILIES))
     p.add_argument("args", nargs="*", metavar="CORPUS|KEY=VALUE",
@@ -43,6 +45,13 @@ def register(sub) -> None:
     g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
     g.add_argument("--compile", action="store_true", help="use torch.compile")
     p.set_defaults(func=run)
+
+
+def _neural_keys_help() -> str:
+    from chainrule.training.config import describe_keys, preset_names
+
+    return ("neural families take KEY=VALUE overrides of these keys (nanoGPT's names):\n"
+            + describe_keys() + "\n\npresets (--preset): " + ", ".join(preset_names()))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -21,7 +21,62 @@ def _unigram(task: TinyTask):
     return UnigramModel(task.vocab_size, task.bos_id, task.eos_id).fit(task.sequences)
 
 
+def _fit_neural(family: str, task: TinyTask, steps: int = 40, lr: float = 2e-2, **config):
+    """A tiny neural model of ``family`` fitted by full-batch Adam on the task's sequences."""
+    import torch
+
+    from chainrule.models.neural import build_neural_model
+
+    torch.manual_seed(task.seed)
+    model = build_neural_model(family, vocab_size=task.vocab_size, bos_id=task.bos_id,
+                               eos_id=task.eos_id, **config)
+    T = max(len(s) for s in task.sequences)
+    batch = torch.full((len(task.sequences), T), -100, dtype=torch.long)
+    for i, s in enumerate(task.sequences):
+        batch[i, : len(s)] = torch.tensor(s)
+    width = min(T - 1, model.max_context or T)  # GPT trains on windows of <= block_size
+    inputs = batch[:, :width].clamp(min=0)  # padding is ignored through the targets below
+    targets = batch[:, 1 : width + 1]
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    with torch.enable_grad():  # the suite may call builders under no_grad
+        for _ in range(steps):
+            logits, _ = model(inputs)
+            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+def _ffnn(task: TinyTask):
+    return _fit_neural("ffnn", task, order=3, n_embd=8, n_hidden=16, dropout=0.1)
+
+
+def _rnn(task: TinyTask):
+    return _fit_neural("rnn", task, n_embd=8, n_hidden=16, n_layer=2, dropout=0.1)
+
+
+def _lstm(task: TinyTask):
+    return _fit_neural("lstm", task, n_embd=8, n_hidden=12, n_layer=2, dropout=0.1)
+
+
+def _gpt(task: TinyTask, positions: str = "learned"):
+    # block_size 6 < the probe sequences, so the suite also covers sliding windows
+    return _fit_neural("gpt", task, lr=1e-2, block_size=6, n_layer=2, n_head=2, n_embd=16,
+                       dropout=0.1, positions=positions)
+
+
+def _gpt_rotary(task: TinyTask):
+    return _gpt(task, positions="rotary")
+
+
 FAMILY_SPECS: dict[str, FamilySpec] = {
     "uniform": FamilySpec("uniform", _uniform, learns=False),
     "unigram": FamilySpec("unigram", _unigram),
+    "ffnn": FamilySpec("ffnn", _ffnn),
+    "rnn": FamilySpec("rnn", _rnn),
+    "lstm": FamilySpec("lstm", _lstm),
+    "gpt": FamilySpec("gpt", _gpt),
+    "gpt-rotary": FamilySpec("gpt", _gpt_rotary),
 }

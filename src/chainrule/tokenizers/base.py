@@ -15,6 +15,7 @@ import abc
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -38,6 +39,9 @@ class Tokenizer(abc.ABC):
 
     kind: ClassVar[str] = ""
     special_tokens: dict[str, int]
+    # which special spells BOS / EOS (GPT-2 uses "<|endoftext|>" for both)
+    bos_token: str = BOS
+    eos_token: str = EOS
 
     @property
     @abc.abstractmethod
@@ -72,11 +76,11 @@ class Tokenizer(abc.ABC):
 
     @property
     def bos_id(self) -> int | None:
-        return self.special_tokens.get(BOS)
+        return self.special_tokens.get(self.bos_token)
 
     @property
     def eos_id(self) -> int | None:
-        return self.special_tokens.get(EOS)
+        return self.special_tokens.get(self.eos_token)
 
     @property
     def pad_id(self) -> int | None:
@@ -85,6 +89,27 @@ class Tokenizer(abc.ABC):
     @property
     def unk_id(self) -> int | None:
         return self.special_tokens.get(UNK)
+
+    def split_specials(self, text: str, allow_special: bool) -> list[tuple[str, int | None]]:
+        """``text`` as ``(segment, None)`` and ``(spelling, id)`` parts, longest special first.
+
+        Without ``allow_special`` the whole text is one ordinary segment.
+        Example: ``"a<s>b"`` -> ``[("a", None), ("<s>", 2), ("b", None)]``.
+        """
+        if not allow_special or not self.special_tokens:
+            return [(text, None)]
+        alternatives = sorted(self.special_tokens, key=len, reverse=True)
+        pattern = re.compile("|".join(re.escape(t) for t in alternatives))
+        parts: list[tuple[str, int | None]] = []
+        pos = 0
+        for m in pattern.finditer(text):
+            if m.start() > pos:
+                parts.append((text[pos : m.start()], None))
+            parts.append((m.group(), self.special_tokens[m.group()]))
+            pos = m.end()
+        if pos < len(text):
+            parts.append((text[pos:], None))
+        return parts
 
     def serialise(self) -> dict[str, Any]:
         return {

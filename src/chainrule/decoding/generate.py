@@ -1,0 +1,233 @@
+"""``generate`` and ``stream``: decoding written once over the ``LanguageModel`` interface.
+
+Every family is decoded the same way: ``start`` on the (BOS-prefixed) prompts, then one
+``step`` per generated token through the family's own state (a key/value cache, a recurrent
+hidden state, an n-gram context), ``select_state`` to drop finished rows or reorder beams.
+
+    >>> from chainrule.decoding import GenerationConfig, generate
+    >>> cfg = GenerationConfig(strategy="sample", temperature=0.8, top_p=0.95, seed=1)
+    >>> [[out]] = generate(model, ["To be"], cfg, tokenizer=tok)   # doctest: +SKIP
+    >>> out.text, out.logprob, out.finish_reason                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from chainrule.decoding.config import GenerationConfig
+from chainrule.decoding.session import (
+    Completion,
+    DecodingContext,
+    OutputRow,
+    Prompt,
+    prepare_prompts,
+    resolve_seed,
+    row_seed,
+)
+from chainrule.decoding.transforms import repetition_penalty, sampling_transform
+from chainrule.models.base import LanguageModel
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One piece of a streamed output.
+
+    Attributes:
+        prompt: index of the prompt in the batch.
+        sample: which of its ``n`` outputs.
+        text: newly released text ("" while a piece is held back: half a UTF-8 character or
+            the possible start of a stop string; always "" without a tokenizer).
+        token_id: the id just generated (None on beam search's final events).
+        finish_reason: set on the last event of an output.
+    """
+
+    prompt: int
+    sample: int
+    text: str
+    token_id: int | None
+    finish_reason: str | None = None
+
+
+def stream(
+    model: LanguageModel,
+    prompts: Sequence[Prompt] | str,
+    config: GenerationConfig | None = None,
+    *,
+    tokenizer: Any = None,
+    results: list[list[Completion]] | None = None,
+) -> Iterator[StreamEvent]:
+    """Generate and yield text pieces as the tokens are produced.
+
+    Greedy and sampled outputs stream token by token (rows of a batch interleave); beam search
+    only knows its best hypotheses at the end, so each of its outputs arrives as one event.
+
+    Args:
+        model: any ``LanguageModel``.
+        prompts: texts (need ``tokenizer``) or lists of token ids, without BOS (it is added).
+        config: decoding settings (default ``GenerationConfig()``).
+        tokenizer: turns text prompts into ids and outputs into text.
+        results: if given, the finished completions are appended here (one list per prompt).
+    """
+    config = config or GenerationConfig()
+    rows = prepare_prompts(model, prompts, tokenizer, truncate=config.truncate)
+    with torch.no_grad():
+        if config.strategy == "beam":
+            from chainrule.decoding.beam import beam_search
+
+            done = beam_search(model, rows, config, tokenizer=tokenizer)
+            for i, outs in enumerate(done):
+                for j, c in enumerate(outs):
+                    yield StreamEvent(i, j, c.text or "", None, c.finish_reason)
+        else:
+            done = yield from _sample(model, rows, config, tokenizer, track_text=True)
+    if results is not None:
+        results.extend(done)
+
+
+def generate(
+    model: LanguageModel,
+    prompts: Sequence[Prompt] | str,
+    config: GenerationConfig | None = None,
+    *,
+    tokenizer: Any = None,
+) -> list[list[Completion]]:
+    """Generate ``config.n`` outputs for each prompt.
+
+    Args:
+        model: any ``LanguageModel``.
+        prompts: texts (need ``tokenizer``) or lists of token ids, without BOS (it is added).
+            An empty prompt starts from BOS alone.
+        config: decoding settings (default ``GenerationConfig()``: sampling at temperature 1).
+        tokenizer: turns text prompts into ids and outputs into text (``Completion.text``).
+    Returns:
+        One list per prompt of ``config.n`` completions (beam search: best first).
+    """
+    config = config or GenerationConfig()
+    rows = prepare_prompts(model, prompts, tokenizer, truncate=config.truncate)
+    with torch.no_grad():
+        if config.strategy == "beam":
+            from chainrule.decoding.beam import beam_search
+
+            return beam_search(model, rows, config, tokenizer=tokenizer)
+        track = bool(config.stop)  # stop strings need the text at every step; else decode once
+        gen = _sample(model, rows, config, tokenizer, track_text=track)
+        while True:
+            try:
+                next(gen)
+            except StopIteration as e:
+                return e.value
+
+
+def _sample(
+    model: LanguageModel,
+    prompts: list[list[int]],
+    cfg: GenerationConfig,
+    tokenizer: Any,
+    track_text: bool,
+):
+    """Greedy decoding and ancestral sampling. Yields StreamEvents; returns the completions."""
+    n, device = cfg.n, model.device
+    greedy = cfg.strategy == "greedy"
+    if cfg.stop and tokenizer is None:
+        from chainrule.errors import ConfigError
+
+        raise ConfigError("stop strings are checked on decoded text, so they need a tokenizer.")
+    outs = [
+        OutputRow(p, model.bos_id, model.eos_id, tokenizer, cfg.stop, cfg.ignore_eos, track_text)
+        for p in prompts
+        for _ in range(n)
+    ]
+    if cfg.max_new_tokens == 0:
+        for k, o in enumerate(outs):
+            yield StreamEvent(k // n, k % n, o.finish("length"), None, "length")
+        return _group(outs, n)
+
+    ctx = DecodingContext(model, prompts, use_cache=cfg.use_cache)
+    lp = ctx.start()  # (P, V)
+    if n > 1:  # one pass over each prompt, then n copies of its state
+        rep = [i for i in range(len(prompts)) for _ in range(n)]
+        ctx.select(rep)
+        lp = lp[torch.tensor(rep, device=lp.device)]
+    active = list(range(len(outs)))
+    generators = None
+    if not greedy:
+        seed = resolve_seed(cfg.seed)
+        generators = [
+            torch.Generator().manual_seed(row_seed(seed, o.prompt_ids, k % n))
+            for k, o in enumerate(outs)
+        ]
+    warp = sampling_transform(cfg.temperature, cfg.top_k, cfg.top_p, cfg.min_p)
+    seen = None
+    if cfg.repetition_penalty != 1:
+        seen = torch.zeros(len(outs), model.vocab_size, dtype=torch.bool, device=device)
+        for k, o in enumerate(outs):
+            seen[k, torch.tensor(o.prompt_ids[1:], dtype=torch.long, device=device)] = True
+
+    for step in range(cfg.max_new_tokens):
+        scores = lp.float()
+        if seen is not None:
+            scores = repetition_penalty(scores, seen, cfg.repetition_penalty)
+        if greedy:
+            tok = scores.argmax(dim=-1)
+        else:
+            tok = draw(warp(scores), [generators[k] for k in active])
+        chosen = lp.gather(-1, tok[:, None]).squeeze(-1).float().tolist()
+        tok_list = tok.tolist()
+        for k, t, c in zip(active, tok_list, chosen):
+            o = outs[k]
+            piece = o.push(t, c)
+            yield StreamEvent(k // n, k % n, piece, t, o.finish_reason)
+        if step == cfg.max_new_tokens - 1:
+            break
+        keep = [i for i, k in enumerate(active) if outs[k].finish_reason is None]
+        if not keep:
+            break
+        if len(keep) < len(active):  # drop finished rows so they cost nothing more
+            ctx.select(keep)
+            idx = torch.tensor(keep, device=tok.device)
+            tok, active = tok[idx], [active[i] for i in keep]
+            tok_list = [tok_list[i] for i in keep]
+            if seen is not None:
+                seen = seen[idx]
+        if seen is not None:
+            seen[torch.arange(len(active), device=device), tok] = True
+        lp = ctx.step(tok, tok_list)
+
+    for k, o in enumerate(outs):
+        if o.finish_reason is None:
+            yield StreamEvent(k // n, k % n, o.finish("length"), None, "length")
+    return _group(outs, n)
+
+
+def draw(scores: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
+    """Sample one token per row from ``softmax(scores)``, row b using ``generators[b]``.
+
+    Inverse-CDF sampling with one uniform per row, so each row's draws depend only on its own
+    generator (batching never changes a sample).
+
+    Args:
+        scores: (B, V) logits; ``-inf`` marks excluded tokens.
+        generators: B CPU generators.
+    Returns:
+        (B,) LongTensor of token ids.
+    """
+    probs = scores.double().softmax(dim=-1)
+    cdf = probs.cumsum(dim=-1)
+    u = torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in generators])
+    x = u.to(scores.device) * cdf[:, -1]
+    idx = (cdf <= x[:, None]).sum(dim=-1)
+    # guard against rounding at the top end: never return a zero-probability token
+    V = scores.shape[-1]
+    last_possible = V - 1 - (probs > 0).flip(-1).to(torch.int8).argmax(dim=-1)
+    return torch.minimum(idx, last_possible)
+
+
+def _group(outs: list[OutputRow], n: int) -> list[list[Completion]]:
+    return [[o.completion() for o in outs[i : i + n]] for i in range(0, len(outs), n)]
+
+
+__all__ = ["StreamEvent", "draw", "generate", "stream"]

@@ -1,0 +1,169 @@
+"""Perplexity of any model on a text file, reported like KenLM's ``query -v summary``.
+
+Every line of the file is one sentence (blank lines too, as KenLM's ``query`` does), scored as
+``[bos] + tokenizer.encode(line) + [eos]``: every token after ``<s>`` is a target, so each
+sentence contributes its tokens plus exactly one ``</s>``. Let ``L`` be the total natural-log
+probability of all targets. Then:
+
+* ``perplexity``           = exp(-L / tokens)  -- per token, ``<unk>`` targets included with the
+  probability the model gives ``<unk>`` (KenLM's "Perplexity including OOVs");
+* ``perplexity_excl_oov``  = exp(-(L - L_oov) / (tokens - oov)) -- ``<unk>`` targets dropped
+  (KenLM's "Perplexity excluding OOVs");
+* ``perplexity_per_word``  = exp(-L / words), ``words`` = whitespace-separated words of the file
+  plus one per line (the end of the sentence, like ``</s>``);
+* ``bits_per_byte``        = -L / ln 2 / bytes, ``bytes`` = UTF-8 bytes of the lines plus one per
+  line (the newline, standing for the end of the sentence).
+
+Per word and per byte the denominators depend only on the text, not on the tokenizer, so models
+with character, word and BPE tokenizers compare on them; per token they do not. For a model
+that tokenises on whitespace, tokens == words and the per-word perplexity equals the per-token
+one. A model that maps unseen words to ``<unk>`` is scored with its ``<unk>`` probability in
+all of them (the OOV policy is printed with every report): a model with a closed vocabulary
+therefore looks better than one that spells every word out, which is why the OOV count is shown.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from chainrule.data.readers import iter_lines
+from chainrule.errors import DataError
+from chainrule.evaluation.textscore import frame, load_model_and_tokenizer, score_sequences
+from chainrule.models.base import LanguageModel
+from chainrule.tokenizers.base import Tokenizer
+
+OOV_POLICY = (
+    "<unk> targets are scored with the model's <unk> probability in perplexity, per-word "
+    "perplexity and bits per byte; perplexity_excl_oov leaves them out (KenLM's convention)"
+)
+_FAST_BATCH_TOKENS = 1 << 20
+
+
+@dataclass(frozen=True)
+class PerplexityReport:
+    """One model's scores on one text.
+
+    Attributes:
+        perplexity: per token, OOVs included (KenLM "Perplexity including OOVs").
+        perplexity_excl_oov: per token, OOV targets left out.
+        tokens: targets scored (tokens of every line plus one ``</s>`` each).
+        oov: targets that are ``<unk>``.
+        sentences: lines scored.
+        words: whitespace words plus one per line.
+        bytes: UTF-8 bytes of the lines plus one per line.
+        logprob: total natural-log probability L of all targets (OOVs included).
+        log10prob: L in log10 (KenLM's "Total").
+        perplexity_per_word: exp(-L / words).
+        bits_per_byte: -L / (ln 2 * bytes).
+        model: a name for the model (its directory), or "".
+    """
+
+    perplexity: float
+    perplexity_excl_oov: float
+    tokens: int
+    oov: int
+    sentences: int
+    words: int
+    bytes: int
+    logprob: float
+    log10prob: float
+    perplexity_per_word: float
+    bits_per_byte: float
+    model: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _exp(x: float) -> float:
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
+
+
+def _batch_tokens(model: LanguageModel) -> int | None:
+    # families that score without the (B, T, V) tensor take large batches
+    overridden = type(model).token_logprobs is not LanguageModel.token_logprobs
+    return _FAST_BATCH_TOKENS if overridden and model.vocab_size > 4096 else None
+
+
+def perplexity(
+    model: LanguageModel,
+    tokenizer: Tokenizer,
+    lines: Iterable[str],
+    *,
+    name: str = "",
+) -> PerplexityReport:
+    """Score ``lines`` (one sentence each) with ``model`` and its ``tokenizer``.
+
+    Raises:
+        DataError: there is no line to score.
+    """
+    sequences: list[list[int]] = []
+    words = nbytes = 0
+    for line in lines:
+        sequences.append(frame(model, tokenizer.encode(line)))
+        words += len(line.split()) + 1
+        nbytes += len(line.encode("utf-8")) + 1
+    if not sequences:
+        raise DataError("the evaluation text is empty; pass a file with one sentence per line.")
+    scores = score_sequences(model, sequences, max_tokens=_batch_tokens(model))
+    lp = np.concatenate(scores) if scores else np.zeros(0)
+    targets = np.concatenate([np.asarray(s[1:], dtype=np.int64) for s in sequences])
+    unk = tokenizer.unk_id
+    is_oov = targets == unk if unk is not None else np.zeros(targets.size, dtype=bool)
+    total = float(lp.sum())
+    tokens, oov = int(targets.size), int(is_oov.sum())
+    kept = tokens - oov
+    excl = float(lp[~is_oov].sum())
+    return PerplexityReport(
+        perplexity=_exp(-total / tokens),
+        perplexity_excl_oov=_exp(-excl / kept) if kept else math.nan,
+        tokens=tokens,
+        oov=oov,
+        sentences=len(sequences),
+        words=words,
+        bytes=nbytes,
+        logprob=total,
+        log10prob=total / math.log(10.0),
+        perplexity_per_word=_exp(-total / words),
+        bits_per_byte=-total / math.log(2.0) / nbytes,
+        model=name,
+    )
+
+
+def perplexity_of_file(
+    model: LanguageModel, tokenizer: Tokenizer, path: str | os.PathLike, *, name: str = ""
+) -> PerplexityReport:
+    """:func:`perplexity` of a UTF-8 text file (``.gz`` allowed), streamed."""
+    return perplexity(model, tokenizer, iter_lines([path]), name=name)
+
+
+def evaluate_perplexity(
+    model_dirs: Sequence[str | os.PathLike], data: str | os.PathLike
+) -> list[PerplexityReport]:
+    """Perplexity of each saved model directory (any family) on one text file."""
+    lines = list(iter_lines([data]))
+    if not lines:
+        raise DataError(f"{str(data)!r} is empty; pass a file with one sentence per line.")
+    reports = []
+    for d in model_dirs:
+        model, tok = load_model_and_tokenizer(d)
+        reports.append(perplexity(model, tok, lines, name=str(Path(d))))
+    return reports
+
+
+__all__ = [
+    "OOV_POLICY",
+    "PerplexityReport",
+    "evaluate_perplexity",
+    "perplexity",
+    "perplexity_of_file",
+]

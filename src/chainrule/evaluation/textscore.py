@@ -1,0 +1,275 @@
+"""Scoring text with any model: framing, <unk> checks, token character spans, batched log-probs.
+
+Shared by the surprisal and minimal-pair evaluators. Everything here uses only the model
+interface (:meth:`LanguageModel.token_logprobs`) and the tokenizer interface (``encode`` /
+``decode``), so it works for every family and every tokenizer kind.
+
+Framing: a sentence is scored as ``<s> tokens... </s>``; the first token is conditioned on
+``<s>`` only, and ``</s>`` (when included) is one more scored target. ``<s>`` itself is never
+scored: nothing predicts it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from chainrule.errors import ModelFormatError, TokenizerError
+from chainrule.models.base import LanguageModel
+from chainrule.tokenizers.base import Tokenizer
+
+LOG2E = 1.0 / math.log(2.0)  # nats -> bits
+
+# cap on the size of one (B, T, V) float32 log-prob tensor, in bytes
+_MAX_BATCH_BYTES = 256 * 2**20
+
+
+def load_model_and_tokenizer(directory: str | os.PathLike) -> tuple[LanguageModel, Tokenizer]:
+    """Load a model directory and the tokenizer saved in it (``tokenizer.json``).
+
+    Raises:
+        ModelFormatError: the directory is not a chainrule model or has no tokenizer.
+    """
+    from chainrule.models.base import load_model
+    from chainrule.tokenizers.base import load_tokenizer
+
+    directory = Path(directory)
+    model = load_model(directory)
+    if not (directory / "tokenizer.json").is_file():
+        raise ModelFormatError(
+            f"model directory {str(directory)!r} has no tokenizer.json, so text cannot be "
+            "mapped to its ids; save the model together with its tokenizer."
+        )
+    tokenizer = load_tokenizer(directory / "tokenizer.json")
+    if tokenizer.vocab_size != model.vocab_size:
+        raise ModelFormatError(
+            f"{str(directory)!r}: tokenizer.json has {tokenizer.vocab_size} tokens but the model "
+            f"predicts over {model.vocab_size}; the directory mixes files of different models."
+        )
+    return model, tokenizer
+
+
+def _shorten(text: str, n: int = 60) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def unencodable(tokenizer: Tokenizer, text: str) -> tuple[list[str], list[str]]:
+    """The whitespace words of ``text`` that become ``<unk>``, and (for char tokenizers) the
+    characters that do. Both lists are in order of first appearance, without repeats."""
+    unk = tokenizer.unk_id
+    if unk is None:
+        return [], []
+    words = list(dict.fromkeys(w for w in text.split() if unk in tokenizer.encode(w)))
+    chars: list[str] = []
+    if getattr(tokenizer, "kind", "") == "char":
+        chars = list(dict.fromkeys(c for c in text if unk in tokenizer.encode(c)))
+    return words, chars
+
+
+def encode_text(
+    tokenizer: Tokenizer,
+    text: str,
+    *,
+    allow_unk: bool = False,
+    where: str = "",
+) -> list[int]:
+    """Encode ``text`` (no specials), refusing text that maps to ``<unk>`` unless allowed.
+
+    Args:
+        tokenizer: the model's tokenizer.
+        text: ordinary text (special-token spellings inside it are treated as text).
+        allow_unk: score ``<unk>`` like any other token instead of refusing.
+        where: a phrase naming the input (``"file.jsonl line 3"``) for the error message.
+    Raises:
+        TokenizerError: the text contains characters or words the tokenizer cannot encode.
+    """
+    ids = tokenizer.encode(text)
+    unk = tokenizer.unk_id
+    if not allow_unk and unk is not None and unk in ids:
+        words, chars = unencodable(tokenizer, text)
+        at = f" ({where})" if where else ""
+        if chars:
+            what = "the characters " + ", ".join(repr(c) for c in chars[:10])
+        elif words:
+            what = "the words " + ", ".join(repr(w) for w in words[:10])
+        else:
+            what = "part of it"
+        raise TokenizerError(
+            f"the model's tokenizer cannot encode {what} in {_shorten(text)!r}{at}: they become "
+            "<unk>; use a model whose vocabulary covers the text, or pass --allow-unk to score "
+            "<unk> as an ordinary token."
+        )
+    return ids
+
+
+def frame(model: LanguageModel, ids: Sequence[int], *, eos: bool = True) -> list[int]:
+    """``[bos] + ids (+ [eos])`` with the model's boundary ids."""
+    return [model.bos_id, *ids, *([model.eos_id] if eos else [])]
+
+
+def token_spans(tokenizer: Tokenizer, text: str, ids: Sequence[int]) -> list[tuple[int, int]]:
+    """Character span ``[start, end)`` in ``text`` of each token of ``encode(text) == ids``.
+
+    Uses the tokenizer's own ``offsets`` method when it has one; otherwise decodes growing
+    prefixes: token i covers ``len(decode(ids[:i])) .. len(decode(ids[:i+1]))``. Where a decoded
+    prefix is not a prefix of ``text`` (a byte-level token that ends inside a multi-byte
+    character, ``<unk>``, or a tokenizer that normalises whitespace) the end is clipped to the
+    longest common prefix, and a final fallback looks each token's text up left to right.
+    Spans are monotone and lie inside ``text``; a token may get an empty span.
+
+    Example: a char tokenizer on ``"ab c"`` -> ``[(0, 1), (1, 2), (2, 3), (3, 4)]``.
+    """
+    offsets = getattr(tokenizer, "offsets", None)
+    if callable(offsets):
+        try:
+            spans = [(int(a), int(b)) for a, b in offsets(text, ids)]
+            if len(spans) == len(ids):
+                return spans
+        except (TypeError, ValueError, NotImplementedError):
+            pass
+    if tokenizer.decode(ids) == text:
+        return _spans_by_prefix(tokenizer, text, ids)
+    return _spans_by_search(tokenizer, text, ids)
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def _spans_by_prefix(tokenizer: Tokenizer, text: str, ids: Sequence[int]) -> list[tuple[int, int]]:
+    spans = []
+    start = 0
+    for i in range(len(ids)):
+        prefix = tokenizer.decode(ids[: i + 1])
+        end = len(prefix) if text.startswith(prefix) else _common_prefix(prefix, text)
+        end = max(end, start)
+        spans.append((start, end))
+        start = end
+    return spans
+
+
+def _spans_by_search(tokenizer: Tokenizer, text: str, ids: Sequence[int]) -> list[tuple[int, int]]:
+    # The tokenizer does not round-trip this text (e.g. <unk>, or whitespace is normalised):
+    # find each token's own decoded text, stripped, from the current position on.
+    spans = []
+    pos = 0
+    for i, idx in enumerate(ids):
+        piece = tokenizer.decode([idx]).strip()
+        j = text.find(piece, pos) if piece else -1
+        if j < 0 or (piece and text[pos:j].strip() and i + 1 < len(ids)):
+            # not found next: an <unk> -- give it the rest of the current whitespace word
+            k = pos
+            while k < len(text) and text[k].isspace():
+                k += 1
+            end = k
+            while end < len(text) and not text[end].isspace():
+                end += 1
+            nxt = tokenizer.decode([ids[i + 1]]).strip() if i + 1 < len(ids) else ""
+            if nxt:
+                m = text.find(nxt, k + 1)
+                if 0 <= m < end:
+                    end = m
+            spans.append((pos, max(end, pos)))
+            pos = max(end, pos)
+        else:
+            spans.append((pos, j + len(piece)))
+            pos = j + len(piece)
+    return spans
+
+
+def _max_tokens_per_batch(model: LanguageModel) -> int:
+    return max(64, _MAX_BATCH_BYTES // (4 * max(1, model.vocab_size)))
+
+
+@torch.no_grad()
+def score_sequences(
+    model: LanguageModel, sequences: Sequence[Sequence[int]], *, max_tokens: int | None = None
+) -> list[np.ndarray]:
+    """Log-probability (nats) of every target of every framed sequence.
+
+    Args:
+        model: any language model.
+        sequences: id lists, each starting with ``bos`` (the first id is context only).
+        max_tokens: cap on B*T per forward pass (default: sized so the (B, T, V) log-prob
+            tensor stays under 256 MiB).
+    Returns:
+        for each sequence, a float64 array of length ``len(seq) - 1``:
+        ``out[t] = log P(seq[t+1] | seq[:t+1])``.
+    """
+    max_tokens = max_tokens or _max_tokens_per_batch(model)
+    out: list[np.ndarray | None] = [None] * len(sequences)
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    window = _window(model)
+    batch: list[int] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        T = max(len(sequences[i]) for i in batch)
+        pad = model.eos_id
+        x = torch.full((len(batch), T), pad, dtype=torch.long)
+        for r, i in enumerate(batch):
+            x[r, : len(sequences[i])] = torch.as_tensor(list(sequences[i]), dtype=torch.long)
+        lp = model.token_logprobs(x.to(model.device)).double().cpu().numpy()
+        for r, i in enumerate(batch):
+            out[i] = lp[r, : len(sequences[i]) - 1].copy()
+        batch.clear()
+
+    for i in order:
+        seq = sequences[i]
+        if len(seq) < 2:
+            out[i] = np.zeros(0)
+            continue
+        if window is not None and len(seq) > window:
+            out[i] = _score_long(model, seq, window)
+            continue
+        if batch and (len(batch) + 1) * len(seq) > max_tokens:
+            flush()
+        batch.append(i)
+    flush()
+    return [o if o is not None else np.zeros(0) for o in out]
+
+
+def _window(model: LanguageModel) -> int | None:
+    # Models with a bounded context (n-grams, FFNN, GPT) are scored in windows of at least 64
+    # tokens; each target keeps at least half a window (>= max_context for n-grams) of context.
+    if model.max_context is None:
+        return None
+    return max(int(model.max_context), 64)
+
+
+def _score_long(model: LanguageModel, seq: Sequence[int], window: int) -> np.ndarray:
+    """Sliding-window scoring of one sequence longer than ``window`` tokens."""
+    n = len(seq)
+    res = np.zeros(n - 1)
+    keep = window // 2  # context every target of a later window keeps (>= max_context)
+    begin, done = 0, 0  # targets 1..done are scored; target t is seq[t] given seq[:t]
+    while done < n - 1:
+        end = min(n, begin + window)
+        x = torch.as_tensor([list(seq[begin:end])], dtype=torch.long, device=model.device)
+        lp = model.token_logprobs(x)[0].double().cpu().numpy()  # lp[k]: target begin + k + 1
+        for t in range(done + 1, end):
+            res[t - 1] = lp[t - begin - 1]
+        done = end - 1
+        begin = end - keep
+    return res
+
+
+__all__ = [
+    "LOG2E",
+    "load_model_and_tokenizer",
+    "encode_text",
+    "frame",
+    "score_sequences",
+    "token_spans",
+    "unencodable",
+]

@@ -1,0 +1,334 @@
+"""GPT: a decoder-only ("causal") transformer in GPT-2's layout, with a key/value cache.
+
+    tokens -> token embedding (+ learned position embedding) -> dropout
+           -> n_layer x [x + attn(LN(x)); x + MLP(LN(x))]     (pre-LayerNorm blocks)
+           -> LN -> linear head (tied to the token embedding)  -> logits
+
+Positions are learned absolute embeddings (GPT-2) or rotary (``positions="rotary"``).
+
+**Inputs longer than ``block_size``.** The model never sees more than ``block_size`` (= L)
+tokens at once. Longer inputs are scored in windows that slide by ``stride = L // 2``: position
+t < L sees tokens 0..t, and position t >= L sees the window that starts at
+``s(t) = stride * ((t - L) // stride + 1)``, re-encoded from position 0, so every prediction
+uses between L - stride + 1 and L tokens of context. ``start`` / ``step`` follow the same rule:
+when a row's cache is full it drops the first ``stride`` tokens and re-encodes the rest (one
+prefill every ``stride`` steps), so incremental decoding equals the full pass at any length.
+
+**The cache** (:class:`KVCache`) is allocated once per ``start`` for L positions and written in
+place by ``step``: a state is consumed by the step that takes it (``select_state`` copies).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from chainrule.errors import ConfigError
+from chainrule.models.layers import MLP, CausalSelfAttention, Rope, RotaryEmbedding
+from chainrule.models.neural import GPTConfig, NeuralLM, register_neural_family
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm transformer block: x + attn(LN(x)), then x + MLP(LN(x))."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        C = cfg.n_embd
+        self.ln_1 = nn.LayerNorm(C, eps=cfg.layer_norm_eps, bias=cfg.bias)
+        self.attn = CausalSelfAttention(C, cfg.n_head, cfg.dropout, cfg.bias)
+        self.ln_2 = nn.LayerNorm(C, eps=cfg.layer_norm_eps, bias=cfg.bias)
+        self.mlp = MLP(C, cfg.dropout, cfg.bias)
+
+    def forward(self, x: torch.Tensor, rope: Rope | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), rope)
+        return x + self.mlp(self.ln_2(x))
+
+    def prefill(self, x: torch.Tensor, rope: Rope | None):
+        """Like forward, also returning this layer's keys and values (each (B, nh, T, hs))."""
+        y, kv = self.attn.attend(self.ln_1(x), rope)
+        x = x + y
+        return x + self.mlp(self.ln_2(x)), kv
+
+    def decode(self, x, rope, k_cache, v_cache, pos, length) -> torch.Tensor:
+        """One token per row (B, 1, C) against this layer's cache (see CausalSelfAttention)."""
+        x = x + self.attn.decode(self.ln_1(x), rope, k_cache, v_cache, pos, length)
+        return x + self.mlp(self.ln_2(x))
+
+
+@dataclass
+class KVCache:
+    """Incremental-decoding state of :class:`GPT`.
+
+    Attributes:
+        k, v: (n_layer, B, nh, L, hs) keys and values of each row's current window.
+        pos: (B,) number of tokens in each row's window (= where the next one is written).
+        tokens: (B, L) the window's token ids, re-encoded when the window slides.
+        longest: max(pos) known on the host (an upper bound), so a step needs no device sync.
+    """
+
+    k: torch.Tensor
+    v: torch.Tensor
+    pos: torch.Tensor
+    tokens: torch.Tensor
+    longest: int
+
+
+class GPT(NeuralLM):
+    """GPT-2-style language model (nanoGPT's ``GPT``), implementing the chainrule interface."""
+
+    family = "gpt"
+    config_class = GPTConfig
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__(cfg)
+        self.max_context = cfg.block_size
+        self.stride = max(1, cfg.block_size // 2)
+        self.transformer = nn.ModuleDict({
+            "wte": nn.Embedding(cfg.vocab_size, cfg.n_embd),
+            "drop": nn.Dropout(cfg.dropout),
+            "h": nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer)),
+            "ln_f": nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_eps, bias=cfg.bias),
+        })
+        if cfg.positions == "learned":
+            self.transformer["wpe"] = nn.Embedding(cfg.block_size, cfg.n_embd)
+        self.rotary = (RotaryEmbedding(cfg.n_embd // cfg.n_head, cfg.block_size, cfg.rope_theta)
+                       if cfg.positions == "rotary" else None)
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        self.tied_parameters = ()
+        if cfg.tie_weights:
+            self.lm_head.weight = self.transformer.wte.weight
+            self.tied_parameters = (("lm_head.weight", "transformer.wte.weight"),)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """GPT-2's initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2 n_layer)."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear | nn.Embedding):
+                nn.init.normal_(m.weight, mean=0.0, std=0.02)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * self.cfg.n_layer))
+
+    # -- full pass ---------------------------------------------------------------------------
+    def _embed(self, idx: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """Token (+ learned position) embeddings: idx (B, T), pos (T,) or (B, 1) -> (B, T, C)."""
+        x = self.transformer.wte(idx)
+        if self.rotary is None:
+            x = x + self.transformer.wpe(pos)
+        return self.transformer.drop(x)
+
+    def _check_length(self, T: int) -> None:
+        if T > self.cfg.block_size:
+            raise ConfigError(
+                f"a sequence of {T} tokens is longer than block_size {self.cfg.block_size}; "
+                "train on windows of at most block_size tokens (logprobs slides windows itself)."
+            )
+
+    def hidden(self, idx: torch.Tensor, state=None):
+        """(B, T) with T <= block_size -> ((B, T, C) final-LayerNorm features, None)."""
+        T = idx.shape[1]
+        self._check_length(T)
+        x = self._embed(idx, torch.arange(T, device=idx.device))
+        rope = self.rotary.tables(T) if self.rotary is not None else None
+        for block in self.transformer.h:
+            x = block(x, rope)
+        return self.transformer.ln_f(x), None
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(h)
+
+    def scoring_hidden(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Features for any length: windows sliding by ``stride`` past ``block_size``."""
+        B, T = tokens.shape
+        L, stride = self.cfg.block_size, self.stride
+        if T <= L:
+            return self.hidden(tokens)[0]
+        K = -(-(T - L) // stride)  # windows after the first
+        padded = F.pad(tokens, (0, L + K * stride - T), value=self.eos_id)  # causal: harmless
+        first = self.hidden(padded[:, :L])[0]  # positions 0..L-1
+        windows = padded[:, stride:].unfold(1, L, stride).reshape(B * K, L)  # starts k * stride
+        per_call = max(1, 65536 // L)  # bound memory: ~64k positions per forward
+        rest = torch.cat([self.hidden(w)[0][:, L - stride:] for w in windows.split(per_call)])
+        rest = rest.reshape(B, K * stride, -1)  # window k predicts positions L+(k-1)s .. L+ks-1
+        return torch.cat([first, rest], dim=1)[:, :T]
+
+    # -- incremental decoding ----------------------------------------------------------------
+    def _prefill(self, idx: torch.Tensor, lengths: torch.Tensor):
+        """Run right-padded windows idx (B, W <= L) from position 0.
+
+        Returns the features after each row's last real token (B, C) and the keys and values
+        (n_layer, B, nh, W, hs) of every position.
+        """
+        T = idx.shape[1]
+        x = self._embed(idx, torch.arange(T, device=idx.device))
+        rope = self.rotary.tables(T) if self.rotary is not None else None
+        ks, vs = [], []
+        for block in self.transformer.h:
+            x, (k, v) = block.prefill(x, rope)
+            ks.append(k)
+            vs.append(v)
+        last = x[torch.arange(x.shape[0], device=x.device), lengths - 1]  # (B, C)
+        return self.transformer.ln_f(last), torch.stack(ks), torch.stack(vs)
+
+    def _window_start(self, t: torch.Tensor) -> torch.Tensor:
+        """Start of the window that predicts after absolute position t (see module docstring)."""
+        L, s = self.cfg.block_size, self.stride
+        return torch.where(t < L, torch.zeros_like(t), s * (torch.div(t - L, s,
+                           rounding_mode="floor") + 1))
+
+    def start(self, prompt: torch.Tensor, lengths: torch.Tensor | None = None):
+        with self.inference():
+            prompt = self._to_device(prompt)
+            B, T = prompt.shape
+            L = self.cfg.block_size
+            if lengths is None:
+                lengths = torch.full((B,), T, dtype=torch.long, device=prompt.device)
+            lengths = lengths.to(prompt.device, torch.long)
+            if T > L:  # keep each row's current window, right-padded to L
+                starts = self._window_start(lengths - 1)
+                cols = (starts[:, None] + torch.arange(L, device=prompt.device)).clamp(max=T - 1)
+                prompt, lengths = prompt.gather(1, cols), lengths - starts
+            h, k, v = self._prefill(prompt, lengths)
+            W = prompt.shape[1]
+            nl, _, nh, _, hs = k.shape
+            state = KVCache(
+                k=k.new_zeros(nl, B, nh, L, hs),
+                v=v.new_zeros(nl, B, nh, L, hs),
+                pos=lengths.clone(),
+                tokens=torch.full((B, L), self.eos_id, dtype=torch.long, device=prompt.device),
+                longest=int(lengths.max()),
+            )
+            state.k[:, :, :, :W] = k
+            state.v[:, :, :, :W] = v
+            state.tokens[:, :W] = prompt
+            return self._last_logprobs(h), state
+
+    def _slide(self, state: KVCache) -> None:
+        """Rows whose window is full drop their first ``stride`` tokens (re-encoded in place)."""
+        L, s = self.cfg.block_size, self.stride
+        rows = (state.pos >= L).nonzero().squeeze(1)
+        if rows.numel() and L - s == 0:  # block_size 1: nothing to keep
+            state.pos[rows] = 0
+        elif rows.numel():
+            keep = state.tokens[rows, s:]  # (R, L - s)
+            _, k, v = self._prefill(keep, torch.full_like(rows, L - s))
+            state.k[:, rows, :, : L - s] = k
+            state.v[:, rows, :, : L - s] = v
+            state.tokens[rows, : L - s] = keep
+            state.pos[rows] = L - s
+        state.longest = int(state.pos.max())
+
+    def step(self, state: KVCache, token: torch.Tensor):
+        with self.inference():
+            token = self._to_device(token)
+            if state.longest >= self.cfg.block_size:
+                self._slide(state)
+            pos = state.pos
+            x = self._embed(token[:, None], pos[:, None])  # (B, 1, C)
+            rope = self.rotary.at(pos) if self.rotary is not None else None
+            length = state.longest + 1
+            for i, block in enumerate(self.transformer.h):
+                x = block.decode(x, rope, state.k[i], state.v[i], pos, length)
+            state.tokens[torch.arange(token.shape[0], device=token.device), pos] = token
+            new = KVCache(state.k, state.v, pos + 1, state.tokens, length)
+            return self._last_logprobs(self.transformer.ln_f(x[:, 0])), new
+
+    def select_state(self, state: KVCache, index: torch.Tensor) -> KVCache:
+        index = index.to(state.pos.device)
+        return KVCache(
+            state.k.index_select(1, index),
+            state.v.index_select(1, index),
+            state.pos.index_select(0, index),
+            state.tokens.index_select(0, index),
+            state.longest,
+        )
+
+
+# -- transformers interoperability -------------------------------------------------------------
+# GPT-2 stores these four matrices as Conv1D weights of shape (in, out): transpose them.
+_HF_TRANSPOSED = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight",
+                  "mlp.c_proj.weight")
+
+
+def _check_hf_compatible(cfg: GPTConfig) -> None:
+    problems = []
+    if cfg.positions != "learned":
+        problems.append("GPT-2 has learned positions; this model uses rotary positions.")
+    if not cfg.bias:
+        problems.append("GPT-2 has biases; this model was built with bias=False.")
+    if problems:
+        raise ConfigError(problems)
+
+
+def gpt_to_hf_state_dict(model: GPT) -> dict[str, torch.Tensor]:
+    """Weights of ``model`` named and shaped for ``transformers.GPT2LMHeadModel``.
+
+    Only for learned positions with biases (GPT-2's architecture); GELU is already GPT-2's
+    ``gelu_new``. Load with ``hf_model.load_state_dict(sd, strict=False)`` (transformers keeps
+    a few non-weight buffers) or use :func:`to_hf_gpt2`.
+    """
+    _check_hf_compatible(model.cfg)
+    out = {}
+    for name, p in model.state_dict().items():
+        p = p.detach()
+        out[name] = p.t().contiguous() if name.endswith(_HF_TRANSPOSED) else p.clone()
+    out.setdefault("lm_head.weight", out["transformer.wte.weight"])
+    return out
+
+
+def gpt_from_hf_state_dict(model: GPT, state_dict: dict[str, torch.Tensor]) -> GPT:
+    """Copy ``GPT2LMHeadModel`` weights (e.g. a GPT-2 checkpoint) into ``model`` in place."""
+    _check_hf_compatible(model.cfg)
+    ours = model.state_dict()
+    with torch.no_grad():
+        for name, p in ours.items():
+            src = state_dict[name]
+            p.copy_(src.t() if name.endswith(_HF_TRANSPOSED) else src)
+    return model
+
+
+def hf_gpt2_config_kwargs(model: GPT) -> dict:
+    """``transformers.GPT2Config`` arguments describing the same architecture."""
+    cfg = model.cfg
+    return {
+        "vocab_size": cfg.vocab_size, "n_positions": cfg.block_size, "n_embd": cfg.n_embd,
+        "n_layer": cfg.n_layer, "n_head": cfg.n_head, "activation_function": "gelu_new",
+        "resid_pdrop": cfg.dropout, "embd_pdrop": cfg.dropout, "attn_pdrop": cfg.dropout,
+        "layer_norm_epsilon": cfg.layer_norm_eps, "bos_token_id": cfg.bos_id,
+        "eos_token_id": cfg.eos_id, "tie_word_embeddings": cfg.tie_weights,
+    }
+
+
+def to_hf_gpt2(model: GPT):
+    """A ``transformers.GPT2LMHeadModel`` with the same weights (needs the ``bench`` extra)."""
+    try:
+        from transformers import GPT2Config, GPT2LMHeadModel
+    except ImportError:
+        raise ConfigError(
+            "copying weights into transformers needs it installed: pip install 'chainrule[bench]'."
+        ) from None
+    hf = GPT2LMHeadModel(GPT2Config(**hf_gpt2_config_kwargs(model)))
+    missing, unexpected = hf.load_state_dict(gpt_to_hf_state_dict(model), strict=False)
+    real_missing = [k for k in missing if not k.endswith((".attn.bias", ".attn.masked_bias"))]
+    if real_missing or unexpected:
+        raise RuntimeError(f"weight mapping mismatch: missing {real_missing}, extra {unexpected}")
+    return hf.to(model.device).eval()
+
+
+register_neural_family(GPT, "decoder-only transformer (GPT-2 layout, pre-LN, KV cache)")
+
+__all__ = [
+    "GPT",
+    "Block",
+    "KVCache",
+    "gpt_from_hf_state_dict",
+    "gpt_to_hf_state_dict",
+    "hf_gpt2_config_kwargs",
+    "to_hf_gpt2",
+]

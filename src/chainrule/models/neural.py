@@ -1,0 +1,400 @@
+"""What every neural family shares: configs, the ``NeuralLM`` base class, and the builder.
+
+The four neural families (``ffnn``, ``rnn``, ``lstm``, ``gpt``) are ``torch.nn.Module`` s that
+also implement :class:`~chainrule.models.base.LanguageModel`. The training engine
+(``chainrule.training``) relies on this contract and on nothing else:
+
+* ``forward(idx, state=None) -> (logits, new_state)`` with ``idx`` a LongTensor (B, T) and
+  ``logits`` a FloatTensor (B, T, V) (model dtype, or the autocast dtype). The training loss is
+  ``cross_entropy(logits.view(-1, V), targets.view(-1))``. ``state`` is the recurrent hidden
+  state for ``rnn`` / ``lstm`` (so truncated BPTT can carry it from one batch to the next) and
+  ``None`` in and out for ``ffnn`` and ``gpt``. ``forward`` never changes its output shape with
+  its arguments and does no per-token Python work, so ``torch.compile`` traces it whole.
+* ``init_state(batch_size, device)`` gives the zero state (``None`` for stateless families) and
+  ``detach_state(state)`` cuts the autograd graph between BPTT segments (the engine calls it).
+* ``optim_groups(weight_decay)`` gives AdamW parameter groups: every tensor of two or more
+  dimensions (weight matrices and embeddings, as in nanoGPT) decays, biases and norms do not.
+* ``config()`` returns JSON-serialisable fields and ``build_neural_model(family, **config)``
+  rebuilds an equal, freshly initialised model from them; ``save(dir)`` writes ``config.json`` and
+  ``model.safetensors``; ``load_model(dir)`` / ``cls.from_directory`` read them back, refusing a
+  file of another family, missing or extra tensors or wrong shapes with a ``ModelFormatError``.
+* ``logprobs`` / ``token_logprobs`` / ``start`` / ``step`` always run without dropout and without
+  gradients (eval mode is switched on for the call and the previous mode restored), and return
+  float32 log-probabilities on the model's device.
+
+Config dataclasses live here, one per family, so that the engine can list and validate every
+key (``neural_config_class(family)``) without importing the model code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from chainrule.errors import ConfigError, ModelFormatError
+from chainrule.fileio import read_safetensors, write_safetensors
+from chainrule.models.base import LanguageModel, get_family, register_family
+
+NEURAL_FAMILIES = ("ffnn", "rnn", "lstm", "gpt")
+
+# Rows of logits materialised at once by ``token_logprobs`` (B * chunk * V floats at a time).
+_SCORE_CHUNK_TOKENS = 8192
+
+
+# -- configs -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NeuralConfig:
+    """Fields every neural family has; subclasses add the architecture's own."""
+
+    vocab_size: int  # number of token ids (the tokenizer's vocabulary size)
+    bos_id: int = 0  # id of the beginning-of-sequence token
+    eos_id: int = 1  # id of the end-of-sequence token
+
+    def problems(self) -> list[str]:
+        """Every invalid field, as sentences (empty if the config is valid)."""
+        out = []
+        if self.vocab_size < 2:
+            out.append(f"vocab_size must be at least 2, got {self.vocab_size}.")
+        for name in ("bos_id", "eos_id"):
+            value = getattr(self, name)
+            if not 0 <= value < max(self.vocab_size, 1):
+                out.append(f"{name} {value} is outside the vocabulary of {self.vocab_size}.")
+        return out
+
+    def _positive(self, *names: str) -> list[str]:
+        return [f"{n} must be a positive integer, got {getattr(self, n)!r}."
+                for n in names if not (isinstance(getattr(self, n), int) and getattr(self, n) > 0)]
+
+    def _dropout(self) -> list[str]:
+        d = getattr(self, "dropout", 0.0)
+        return [] if 0.0 <= d < 1.0 else [f"dropout must be in [0, 1), got {d}."]
+
+    def __post_init__(self):
+        problems = self.problems()
+        if problems:
+            raise ConfigError(problems)
+
+
+@dataclass(frozen=True)
+class FFNNConfig(NeuralConfig):
+    """Bengio et al. (2003): y = b + W x + U tanh(d + H x), x = the n-1 previous embeddings."""
+
+    order: int = 5  # n: the model sees the n-1 previous tokens (order 5 = a 4-token window)
+    n_embd: int = 60  # m: width of the shared embedding matrix C
+    n_hidden: int = 100  # h: units of the tanh hidden layer
+    direct: bool = True  # add the direct embedding-to-output connections W
+    dropout: float = 0.0  # dropout on the concatenated embeddings and the hidden layer (training)
+
+    def problems(self) -> list[str]:
+        out = super().problems() + self._positive("n_embd", "n_hidden") + self._dropout()
+        if not (isinstance(self.order, int) and self.order >= 2):
+            out.append(f"order must be at least 2 (one token of context), got {self.order!r}.")
+        return out
+
+
+@dataclass(frozen=True)
+class RNNConfig(NeuralConfig):
+    """Elman network: h_t = tanh(U i_t + W h_{t-1} + b), stacked ``n_layer`` times."""
+
+    n_embd: int = 128  # width of the input embedding i_t
+    n_hidden: int = 256  # width of the hidden state h_t
+    n_layer: int = 1  # stacked recurrent layers (each reads the layer below's h_t)
+    dropout: float = 0.0  # dropout on embeddings, between layers and before the output layer
+    nonlinearity: str = "tanh"  # "tanh" (Elman) or "relu"
+    tie_weights: bool = False  # share the input embedding with the output layer
+
+    def problems(self) -> list[str]:
+        out = super().problems() + self._positive("n_embd", "n_hidden", "n_layer")
+        out += self._dropout()
+        if self.nonlinearity not in ("tanh", "relu"):
+            out.append(f"nonlinearity must be 'tanh' or 'relu', got {self.nonlinearity!r}.")
+        return out
+
+
+@dataclass(frozen=True)
+class LSTMConfig(NeuralConfig):
+    """Stacked LSTM (Hochreiter & Schmidhuber 1997) with dropout and tied embeddings."""
+
+    n_embd: int = 256  # width of the input embedding (and of the output layer when tied)
+    n_hidden: int = 256  # width of the hidden and cell states
+    n_layer: int = 2  # stacked LSTM layers
+    dropout: float = 0.2  # dropout on embeddings, between layers and before the output layer
+    tie_weights: bool = True  # share input and output embeddings (projects if widths differ)
+
+    def problems(self) -> list[str]:
+        out = super().problems() + self._positive("n_embd", "n_hidden", "n_layer")
+        return out + self._dropout()
+
+
+@dataclass(frozen=True)
+class GPTConfig(NeuralConfig):
+    """Decoder-only transformer: nanoGPT's GPT-2 layout (the defaults are shakespeare-char)."""
+
+    block_size: int = 256  # longest context; longer inputs are scored in sliding windows
+    n_layer: int = 6  # transformer blocks
+    n_head: int = 6  # attention heads per block (n_embd must be a multiple)
+    n_embd: int = 384  # width of the residual stream
+    dropout: float = 0.0  # dropout on embeddings, attention weights and residual branches
+    bias: bool = True  # biases in linear layers and layer norms (GPT-2 has them)
+    positions: str = "learned"  # "learned" absolute position embeddings, or "rotary" (RoPE)
+    rope_theta: float = 10000.0  # rotary base frequency (only with positions="rotary")
+    tie_weights: bool = True  # the output layer reuses the token embedding matrix
+    layer_norm_eps: float = 1e-5  # epsilon of every LayerNorm (GPT-2 uses 1e-5)
+
+    def problems(self) -> list[str]:
+        widths = self._positive("n_head", "n_embd")
+        out = super().problems() + self._positive("block_size", "n_layer") + widths
+        out += self._dropout()
+        if not widths and self.n_embd % self.n_head:
+            out.append(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head}).")
+        elif not widths and self.positions == "rotary" and (self.n_embd // self.n_head) % 2:
+            out.append("rotary positions need an even head width (n_embd / n_head).")
+        if self.positions not in ("learned", "rotary"):
+            out.append(f"positions must be 'learned' or 'rotary', got {self.positions!r}.")
+        return out
+
+
+# -- the base class ----------------------------------------------------------------------------
+def _detach(state: Any) -> Any:
+    if state is None:
+        return None
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    return type(state)(_detach(s) for s in state)
+
+
+class NeuralLM(nn.Module, LanguageModel):
+    """Base of the neural families: persistence, scoring and the training contract.
+
+    A subclass sets ``family`` and ``config_class``, builds its layers in ``__init__(cfg)``
+    and implements ``hidden`` (B, T) -> (B, T, H) features, ``head`` (..., H) -> (..., V)
+    logits, ``start``, ``step`` and ``select_state``. ``forward`` is ``head(hidden(idx))``.
+    """
+
+    config_class: type[NeuralConfig] = NeuralConfig
+    # (alias, source) parameter names that share storage when weights are tied; the alias is
+    # not written to model.safetensors (safetensors refuses shared tensors).
+    tied_parameters: tuple[tuple[str, str], ...] = ()
+
+    def __init__(self, cfg: NeuralConfig):
+        nn.Module.__init__(self)
+        self.cfg = cfg
+        self.vocab_size, self.bos_id, self.eos_id = cfg.vocab_size, cfg.bos_id, cfg.eos_id
+
+    # -- training contract -----------------------------------------------------------------
+    def hidden(self, idx: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        """Features before the output layer: (B, T) -> ((B, T, H), new_state)."""
+        raise NotImplementedError
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        """Output layer: features (..., H) -> logits (..., V)."""
+        raise NotImplementedError
+
+    def forward(self, idx: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        """Logits for every position: (B, T) -> ((B, T, V), new_state)."""
+        h, state = self.hidden(idx, state)
+        return self.head(h), state
+
+    def init_state(self, batch_size: int, device: torch.device | str | None = None) -> Any:
+        """The state before any token (``None`` for families without recurrent state)."""
+        return None
+
+    def detach_state(self, state: Any) -> Any:
+        """Cut the autograd graph of ``state`` (truncated backpropagation through time)."""
+        return _detach(state)
+
+    def optim_groups(self, weight_decay: float) -> list[dict[str, Any]]:
+        """AdamW groups: tensors with >= 2 dims decay; biases and norm gains do not."""
+        params = [p for p in self.parameters() if p.requires_grad]  # tied ones appear once
+        return [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+
+    # -- scoring -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def inference(self) -> Iterator[None]:
+        """Eval mode (no dropout) and no gradients for the block; the previous mode returns."""
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            self.train(was_training)
+
+    def _to_device(self, tokens: torch.Tensor) -> torch.Tensor:
+        return tokens.to(self.device, dtype=torch.long)
+
+    def scoring_hidden(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Features used by ``logprobs``; GPT overrides it to slide windows over long inputs."""
+        return self.hidden(tokens)[0]
+
+    def logprobs(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, T) -> float32 (B, T, V) next-token log-probabilities (no dropout, no grad)."""
+        with self.inference():
+            h = self.scoring_hidden(self._to_device(tokens))
+            return torch.log_softmax(self.head(h).float(), dim=-1)
+
+    def token_logprobs(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, T) -> (B, T-1) log P(tokens[:, t+1] | tokens[:, :t+1]), never holding (B, T, V).
+
+        The output layer runs on chunks of positions, so scoring a long text needs memory for
+        only ``_SCORE_CHUNK_TOKENS`` rows of logits at a time.
+        """
+        tokens = self._to_device(tokens)
+        with self.inference():
+            h = self.scoring_hidden(tokens[:, :-1])
+            targets = tokens[:, 1:]
+            B, T = targets.shape
+            chunk = max(1, _SCORE_CHUNK_TOKENS // max(B, 1))
+            out = []
+            for a in range(0, T, chunk):
+                logits = self.head(h[:, a : a + chunk]).float()  # (B, chunk, V)
+                gold = logits.gather(-1, targets[:, a : a + chunk, None]).squeeze(-1)
+                out.append(gold - torch.logsumexp(logits, dim=-1))
+            return torch.cat(out, dim=1) if out else h.new_zeros(B, 0, dtype=torch.float32)
+
+    def _last_logprobs(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, H) features -> float32 (B, V) log-probabilities."""
+        return torch.log_softmax(self.head(h).float(), dim=-1)
+
+    # -- persistence -------------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.cfg)
+
+    def _weights_to_save(self) -> dict[str, torch.Tensor]:
+        state = self.state_dict()
+        for alias, _source in self.tied_parameters:
+            state.pop(alias, None)
+        return state
+
+    def save_weights(self, directory: Path) -> None:
+        write_safetensors(
+            Path(directory) / "model.safetensors",
+            self._weights_to_save(),
+            metadata={"format": "chainrule-model", "family": self.family},
+        )
+
+    @classmethod
+    def from_config_dict(cls, config: dict[str, Any]) -> NeuralLM:
+        """Build a freshly initialised model from ``config()``-style fields (extra keys ignored)."""
+        names = {f.name for f in dataclasses.fields(cls.config_class)}
+        return cls(cls.config_class(**{k: v for k, v in config.items() if k in names}))
+
+    @classmethod
+    def from_directory(cls, directory: Path, config: dict[str, Any]) -> NeuralLM:
+        directory = Path(directory)
+        where = repr(str(directory))
+        if config.get("family") != cls.family:
+            raise ModelFormatError(
+                f"{where} holds a {config.get('family')!r} model, not a {cls.family!r} model."
+            )
+        try:
+            model = cls.from_config_dict(config)
+        except (ConfigError, TypeError) as e:
+            raise ModelFormatError(
+                f"{where}: config.json is not a valid {cls.family} config ({e}); the directory "
+                "is corrupt or was written by another version."
+            ) from None
+        tensors = read_safetensors(directory / "model.safetensors")
+        expected = model._weights_to_save()
+        missing = sorted(set(expected) - set(tensors))
+        extra = sorted(set(tensors) - set(expected))
+        wrong = sorted(k for k in set(expected) & set(tensors)
+                       if tuple(tensors[k].shape) != tuple(expected[k].shape))
+        if missing or extra or wrong:
+            what = (f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}"
+                    if extra else f"wrong shapes for {wrong[:3]}")
+            raise ModelFormatError(
+                f"{where}: model.safetensors does not match config.json ({what}); the "
+                f"checkpoint is corrupt or not a {cls.family} model of this shape."
+            )
+        with torch.no_grad():
+            for name, value in expected.items():
+                value.copy_(tensors[name])  # state_dict tensors share storage with the model
+        model.eval()
+        return model
+
+    # -- conveniences ------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def num_parameters(self, exclude_embeddings: bool = False) -> int:
+        """Learned scalars (tied matrices counted once); optionally without embeddings."""
+        n = sum(p.numel() for p in self.parameters())
+        if exclude_embeddings:
+            n -= sum(m.weight.numel() for m in self.modules() if isinstance(m, nn.Embedding))
+        return n
+
+
+# -- registry and builder ----------------------------------------------------------------------
+_NEURAL: dict[str, type[NeuralLM]] = {}
+_CONFIGS: dict[str, type[NeuralConfig]] = {
+    "ffnn": FFNNConfig, "rnn": RNNConfig, "lstm": LSTMConfig, "gpt": GPTConfig,
+}
+
+
+def register_neural_family(cls: type[NeuralLM], description: str = "") -> None:
+    """Register ``cls`` for ``load_model`` and for :func:`build_neural_model`."""
+    _NEURAL[cls.family] = cls
+    _CONFIGS[cls.family] = cls.config_class
+    register_family(cls.family, cls, description)
+
+
+def neural_config_class(family: str) -> type[NeuralConfig]:
+    """The config dataclass of a neural family (its fields are the model's keys)."""
+    if family not in _CONFIGS:
+        raise ConfigError(
+            f"unknown neural family {family!r}; choose one of {', '.join(NEURAL_FAMILIES)}."
+        )
+    return _CONFIGS[family]
+
+
+def build_neural_model(family: str, **config: Any) -> NeuralLM:
+    """A freshly initialised model of ``family`` (uses the global torch RNG for weights).
+
+    Args:
+        family: ``"ffnn"``, ``"rnn"``, ``"lstm"`` or ``"gpt"``.
+        **config: fields of that family's config dataclass (``vocab_size`` is required);
+            unknown keys are refused together with any invalid values.
+
+    Example:
+        ``build_neural_model("gpt", vocab_size=65, n_layer=4, n_head=4, n_embd=128,
+        block_size=64)``
+    """
+    cfg_cls = neural_config_class(family)
+    names = {f.name for f in dataclasses.fields(cfg_cls)}
+    unknown = sorted(set(config) - names)
+    problems = [f"{family} has no setting {k!r}; known settings: {', '.join(sorted(names))}."
+                for k in unknown]
+    if "vocab_size" not in config:
+        problems.append("vocab_size is required (take it from the tokenizer).")
+    if problems:
+        raise ConfigError(problems)
+    cfg = cfg_cls(**config)
+    if family not in _NEURAL:
+        get_family(family)  # imports the family's module, which registers it
+    return _NEURAL[family](cfg)
+
+
+__all__ = [
+    "NEURAL_FAMILIES",
+    "FFNNConfig",
+    "GPTConfig",
+    "LSTMConfig",
+    "NeuralConfig",
+    "NeuralLM",
+    "RNNConfig",
+    "build_neural_model",
+    "neural_config_class",
+    "register_neural_family",
+]

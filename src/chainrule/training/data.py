@@ -1,0 +1,192 @@
+"""Training data: a corpus as one array of token ids, and the batches cut from it.
+
+All the data code of the training engine is here, so the source of ids can change in one place.
+
+Two ways to cut batches, both pure functions of ``(seed, step, micro-batch)`` so that a resumed
+run, or a run split over several processes, sees exactly the batches an uninterrupted
+single-process run would:
+
+- :class:`WindowSampler` (ffnn, gpt): random windows of ``block_size + 1`` tokens, as nanoGPT.
+- :class:`StreamSampler` (rnn, lstm): the corpus is cut into ``rows`` contiguous streams, and
+  step ``s`` reads the ``s``-th slice of ``block_size`` tokens of every stream, so the hidden
+  state can be carried from one batch to the next (truncated back-propagation through time).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from chainrule.errors import DataError
+
+# numpy's seed sequences take lists of non-negative ints; these tags keep streams apart
+_TRAIN, _EVAL = 0, 1
+
+
+def read_corpus(paths: Sequence[str | os.PathLike]) -> str:
+    """The text of every corpus file, in order (readers report bad files in one sentence)."""
+    from chainrule.data import read_text
+
+    if not paths:
+        raise DataError("no corpus file given; pass one or more text files to train on.")
+    texts = [read_text(p) for p in paths]
+    text = "".join(t if t.endswith("\n") or i == len(texts) - 1 else t + "\n"
+                   for i, t in enumerate(texts))
+    if not text.strip():
+        raise DataError(f"the corpus {', '.join(map(str, paths))} is empty; pass a text corpus.")
+    return text
+
+
+def split_text(text: str, val_fraction: float, boundaries: str) -> tuple[str, str]:
+    """Hold out the last ``val_fraction`` of the text, as nanoGPT does.
+
+    With ``boundaries="none"`` the split is by characters (Tiny Shakespeare: the first
+    1,003,854 characters train, the last 111,540 validate); with ``"lines"`` by whole lines.
+
+    >>> split_text("abcdefghij", 0.2, "none")
+    ('abcdefgh', 'ij')
+    """
+    if val_fraction <= 0:
+        return text, ""
+    if boundaries == "lines":
+        lines = text.splitlines(keepends=True)
+        cut = int(len(lines) * (1 - val_fraction))
+        return "".join(lines[:cut]), "".join(lines[cut:])
+    cut = int(len(text) * (1 - val_fraction))
+    return text[:cut], text[cut:]
+
+
+def encode_text(text: str, tokenizer, boundaries: str) -> np.ndarray:
+    """Token ids of ``text`` as one int32 array.
+
+    ``boundaries="lines"`` scores every non-empty line as a sentence ``<s> ... </s>`` (the n-gram
+    convention, so perplexities compare); ``"none"`` encodes the text as one stream.
+    """
+    if boundaries == "lines":
+        bos, eos = tokenizer.bos_id, tokenizer.eos_id
+        if bos is None or eos is None:
+            raise DataError("boundaries=lines needs a tokenizer with <s> and </s> tokens; "
+                            "retrain the tokenizer or use boundaries=none.")
+        ids: list[int] = []
+        for line in text.splitlines():
+            if line.strip():
+                ids.append(bos)
+                ids.extend(tokenizer.encode(line))
+                ids.append(eos)
+    else:
+        ids = tokenizer.encode(text)
+    return np.asarray(ids, dtype=np.int32)
+
+
+@dataclass
+class Batch:
+    """One micro-batch: inputs ``x`` (B, T), targets ``y`` (B, T), and ``reset``: whether a
+    carried recurrent state must start afresh (the streams wrapped round to their start)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    reset: bool = False
+
+
+def _rng(seed: int, *key: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, *key])))
+
+
+def _take(ids: np.ndarray, starts: np.ndarray, block_size: int, device: torch.device) -> Batch:
+    window = torch.from_numpy(ids[starts[:, None] + np.arange(block_size + 1)].astype(np.int64))
+    if device.type == "cuda":
+        window = window.pin_memory().to(device, non_blocking=True)
+    return Batch(window[:, :-1], window[:, 1:])
+
+
+def _check_length(ids: np.ndarray, need: int, what: str, fix: str) -> None:
+    if len(ids) < need:
+        raise DataError(f"the {what} has {len(ids)} tokens, fewer than the {need} one batch "
+                        f"needs; {fix}.")
+
+
+class WindowSampler:
+    """Random windows (ffnn, gpt): micro-batch ``m`` of step ``s`` depends only on (seed, s, m).
+
+    Args:
+        ids: the training token ids (N,).
+        batch_size: windows per micro-batch.
+        block_size: tokens per window (T); each window reads T + 1 ids.
+    """
+
+    def __init__(self, ids: np.ndarray, batch_size: int, block_size: int, seed: int,
+                 device: torch.device):
+        _check_length(ids, block_size + 1, "training corpus",
+                      "use a longer corpus or a smaller block_size")
+        self.ids, self.batch_size, self.block_size = ids, batch_size, block_size
+        self.seed, self.device = seed, device
+
+    def batch(self, step: int, micro: int) -> Batch:
+        high = len(self.ids) - self.block_size  # exclusive: the last start that fits T + 1
+        starts = _rng(self.seed, _TRAIN, step, micro).integers(0, high, self.batch_size)
+        return _take(self.ids, starts, self.block_size, self.device)
+
+
+class StreamSampler:
+    """Contiguous streams for truncated BPTT (rnn, lstm).
+
+    The corpus is cut into ``rows = batch_size * micro_batches`` streams of equal length;
+    micro-batch ``m`` holds streams ``m*B .. (m+1)*B - 1``. Step ``s`` reads slice
+    ``s mod steps_per_epoch`` of every stream; at slice 0 the carried state is reset.
+
+    >>> s = StreamSampler(np.arange(20, dtype=np.int32), 2, 3, micro_batches=1,
+    ...                   device=torch.device("cpu"))
+    >>> b = s.batch(1, 0); b.x.tolist(), b.y.tolist(), b.reset
+    ([[3, 4, 5], [13, 14, 15]], [[4, 5, 6], [14, 15, 16]], False)
+    """
+
+    def __init__(self, ids: np.ndarray, batch_size: int, block_size: int, *,
+                 micro_batches: int, device: torch.device):
+        rows = batch_size * micro_batches
+        _check_length(ids, rows * (block_size + 1), "training corpus",
+                      "use a longer corpus or a smaller batch_size or block_size")
+        self.ids, self.batch_size, self.block_size = ids, batch_size, block_size
+        self.stream_len = len(ids) // rows
+        self.steps_per_epoch = (self.stream_len - 1) // block_size
+        self.device = device
+
+    def batch(self, step: int, micro: int) -> Batch:
+        e = step % self.steps_per_epoch
+        rows = np.arange(micro * self.batch_size, (micro + 1) * self.batch_size)
+        b = _take(self.ids, rows * self.stream_len + e * self.block_size, self.block_size,
+                  self.device)
+        b.reset = e == 0
+        return b
+
+
+class EvalSampler:
+    """Random windows for loss estimates; batch ``i`` of evaluation number ``k`` depends only
+    on (seed, k, i), and never touches the global random state."""
+
+    def __init__(self, ids: np.ndarray, batch_size: int, block_size: int, seed: int,
+                 device: torch.device, what: str):
+        _check_length(ids, block_size + 1, what,
+                      "use a longer corpus, a larger val_fraction or a smaller block_size")
+        self.ids, self.batch_size, self.block_size = ids, batch_size, block_size
+        self.seed, self.device, self.key = seed, device, 0 if what.startswith("train") else 1
+
+    def batch(self, evaluation: int, i: int) -> Batch:
+        high = len(self.ids) - self.block_size
+        starts = _rng(self.seed, _EVAL, self.key, evaluation, i).integers(0, high,
+                                                                          self.batch_size)
+        return _take(self.ids, starts, self.block_size, self.device)
+
+
+__all__ = [
+    "Batch",
+    "EvalSampler",
+    "StreamSampler",
+    "WindowSampler",
+    "encode_text",
+    "read_corpus",
+    "split_text",
+]

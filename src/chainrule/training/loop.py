@@ -1,0 +1,455 @@
+"""The one training loop for every neural family (ffnn, rnn, lstm, gpt).
+
+A model only has to follow the neural contract: ``forward(idx[B, T], state) -> (logits[B, T, V],
+new_state)``, ``init_state(batch_size, device)``, ``detach_state(state)``,
+``optim_groups(weight_decay)`` and ``save(dir)``. The loop adds AdamW (fused where available)
+with decay / no-decay groups, linear warmup then cosine decay, gradient clipping and
+accumulation, bf16 autocast on CUDA, optional ``torch.compile``, DDP under torchrun,
+evaluation with early stopping, checkpoints that resume exactly, ``metrics.jsonl`` and a plot.
+
+The hot loop does no Python work per token and no host synchronisation per step: the losses of
+the steps between two log lines stay on the device and are read in one transfer, which is also
+where a NaN loss is caught (and the exact step named).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import random
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from chainrule.errors import ConfigError, TrainingError
+from chainrule.training import checkpoint as ckpt_io
+from chainrule.training.config import TrainConfig
+from chainrule.training.data import EvalSampler, StreamSampler, WindowSampler
+from chainrule.training.distributed import (
+    DistInfo,
+    all_reduce_mean,
+    all_reduce_sum,
+    barrier,
+    gather_objects,
+    init_distributed,
+    shutdown,
+)
+from chainrule.training.metrics import MetricsLog, plot_losses
+
+RECURRENT_FAMILIES = ("rnn", "lstm")
+ModelFactory = Callable[[TrainConfig, int, int | None, int | None], torch.nn.Module]
+
+
+def get_lr(step: int, cfg: TrainConfig) -> float:
+    """Learning rate at ``step``: linear warmup, cosine decay to ``min_lr``, then flat.
+
+    A pure function of the step, so the "scheduler state" is the step itself.
+
+    >>> cfg = TrainConfig(learning_rate=1.0, min_lr=0.0, warmup_iters=10, lr_decay_iters=110)
+    >>> get_lr(0, cfg), get_lr(60, cfg), get_lr(200, cfg)
+    (0.09090909090909091, 0.5, 0.0)
+    """
+    if not cfg.decay_lr:
+        return cfg.learning_rate
+    if step < cfg.warmup_iters:
+        return cfg.learning_rate * (step + 1) / (cfg.warmup_iters + 1)
+    if step > cfg.lr_decay_iters:
+        return cfg.min_lr
+    span = max(1, cfg.lr_decay_iters - cfg.warmup_iters)
+    coeff = 0.5 * (1.0 + math.cos(math.pi * (step - cfg.warmup_iters) / span))
+    return cfg.min_lr + coeff * (cfg.learning_rate - cfg.min_lr)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA if present, else CPU; refuse CUDA when there is none."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name} was asked for, but this PyTorch sees no CUDA GPU; "
+                          "use --device cpu (or device=auto).")
+    return torch.device(name)
+
+
+def default_model_factory(cfg: TrainConfig, vocab_size: int, bos_id: int | None,
+                          eos_id: int | None) -> torch.nn.Module:
+    """Build ``cfg.family`` with :func:`chainrule.models.neural.build_neural_model`."""
+    from chainrule.models.neural import build_neural_model
+
+    return build_neural_model(cfg.family, **model_kwargs(cfg, vocab_size, bos_id, eos_id))
+
+
+def model_kwargs(cfg: TrainConfig, vocab_size: int, bos_id: int | None,
+                 eos_id: int | None) -> dict[str, Any]:
+    """The model's share of the training configuration: the keys its config class has.
+
+    ``n_hidden=0`` means "as wide as the embedding"; the rest pass through by name.
+    """
+    from chainrule.models.neural import neural_config_class
+
+    names = {f.name for f in dataclasses.fields(neural_config_class(cfg.family))}
+    kw: dict[str, Any] = {k: v for k, v in cfg.to_dict().items() if k in names}
+    kw["vocab_size"] = vocab_size
+    if "n_hidden" in names:
+        kw["n_hidden"] = cfg.n_hidden or cfg.n_embd
+    if bos_id is not None:
+        kw["bos_id"] = bos_id
+    if eos_id is not None:
+        kw["eos_id"] = eos_id
+    return kw
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig,
+                   device: torch.device) -> torch.optim.AdamW:
+    """AdamW over the model's decay / no-decay groups; fused kernels where this torch has them."""
+    if hasattr(model, "optim_groups"):
+        groups = model.optim_groups(cfg.weight_decay)
+    else:  # matrices decay; biases, norms and gains do not
+        params = [p for p in model.parameters() if p.requires_grad]
+        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    groups = [g for g in groups if len(list(g["params"]))]
+    kw = dict(lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2))
+    for extra in ({"fused": True}, {"foreach": True}, {}):
+        try:
+            return torch.optim.AdamW(groups, **kw, **extra)
+        except (RuntimeError, TypeError, ValueError):
+            continue
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _Run:
+    """State of one run; :func:`train` is the public entry point."""
+
+    def __init__(self, cfg: TrainConfig, train_ids: np.ndarray, val_ids: np.ndarray | None,
+                 out_dir: Path, tokenizer, vocab_size: int, factory: ModelFactory,
+                 resume: bool, progress: bool, dist: DistInfo, device: torch.device):
+        self.cfg, self.out_dir, self.tokenizer = cfg, out_dir, tokenizer
+        self.dist, self.device = dist, device
+        self.progress = progress and dist.is_main and sys.stderr.isatty()
+        gas = cfg.gradient_accumulation_steps
+        if gas % dist.world_size:
+            raise ConfigError(f"gradient_accumulation_steps ({gas}) must be a multiple of the "
+                              f"number of processes ({dist.world_size}).")
+        # micro-batches of each step are dealt out round-robin: rank r takes r, r+W, ...
+        self.micros = list(range(dist.rank, gas, dist.world_size))
+        self.recurrent = cfg.family in RECURRENT_FAMILIES
+        if self.recurrent:
+            self.sampler = StreamSampler(train_ids, cfg.batch_size, cfg.block_size,
+                                         micro_batches=gas, device=device)
+        else:
+            self.sampler = WindowSampler(train_ids, cfg.batch_size, cfg.block_size, cfg.seed,
+                                         device)
+        self.eval_train = EvalSampler(train_ids, cfg.batch_size, cfg.block_size, cfg.seed,
+                                      device, "training corpus")
+        self.eval_val = (EvalSampler(val_ids, cfg.batch_size, cfg.block_size, cfg.seed,
+                                     device, "validation corpus")
+                         if val_ids is not None and len(val_ids) else None)
+
+        _seed_everything(cfg.seed)
+        bos = getattr(tokenizer, "bos_id", None)
+        eos = getattr(tokenizer, "eos_id", None)
+        self.raw = factory(cfg, vocab_size, bos, eos).to(device)
+        self.optimizer = make_optimizer(self.raw, cfg, device)
+        self.use_bf16 = cfg.dtype == "bfloat16" or (
+            cfg.dtype == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported())
+        self.autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if self.use_bf16
+                         else contextlib.nullcontext())
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+
+        self.step, self.best_val, self.best_step, self.bad_evals = 0, math.inf, -1, 0
+        self.carried: dict[int, Any] = {}
+        self.metrics = MetricsLog(out_dir / "metrics.jsonl", enabled=dist.is_main)
+        if resume:
+            self._resume()
+        elif dist.is_main and (out_dir / "metrics.jsonl").exists():
+            (out_dir / "metrics.jsonl").unlink()
+        self.model: torch.nn.Module = self.raw
+        if cfg.compile:
+            self.model = torch.compile(self.model)
+        self.eval_model = self.model  # evaluation bypasses DDP's gradient hooks
+        if dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [device.index] if device.type == "cuda" else None
+            self.model = DDP(self.model, device_ids=ids)
+
+    # -- resume ----------------------------------------------------------------------------
+    def _resume(self) -> None:
+        found = ckpt_io.find_checkpoint(self.out_dir)
+        if found is None:
+            raise ConfigError(f"--resume was given but {str(self.out_dir)!r} holds no training "
+                              "checkpoint; drop --resume to start a new run.")
+        state = ckpt_io.read_train_state(found, self.cfg.family)
+        carried = ckpt_io.load_checkpoint(found, self.raw, self.optimizer, state, self.device)
+        self.step, self.best_step = state["step"], state["best_step"]
+        self.best_val = math.inf if state["best_val_loss"] is None else state["best_val_loss"]
+        self.bad_evals = state["evals_without_improvement"]
+        self.resumed_at = self.step
+        if carried is not None:  # one list per rank, each {micro: state}
+            mine = carried[self.dist.rank] if self.dist.rank < len(carried) else []
+            self.carried = {m: s for m, s in zip(self.micros, mine)}
+        self.metrics.truncate_after(self.step)
+
+    def _save(self, improved: bool) -> None:
+        carried = [self.carried.get(m) for m in self.micros] if self.recurrent else None
+        every = gather_objects(
+            [None if s is None else _to_cpu(s) for s in carried] if carried else None, self.dist)
+        if self.dist.is_main:
+            state = {
+                "family": self.cfg.family,
+                "step": self.step,
+                "best_val_loss": None if math.isinf(self.best_val) else self.best_val,
+                "best_step": self.best_step,
+                "evals_without_improvement": self.bad_evals,
+                "lr": get_lr(self.step, self.cfg),
+                "world_size": self.dist.world_size,
+                "config": self.cfg.to_dict(),
+            }
+            carried_all = every if self.recurrent else None
+            if carried_all is not None and any(c is None or any(s is None for s in c)
+                                               for c in carried_all):
+                carried_all = None  # nothing carried yet (step 0): start afresh on resume
+            last = ckpt_io.save_checkpoint(self.out_dir, self.raw, self.optimizer,
+                                           self.tokenizer, state, carried_all)
+            if improved:
+                ckpt_io.publish_best(self.out_dir, last)
+        barrier(self.dist)
+
+    # -- one optimiser step ----------------------------------------------------------------
+    def _train_step(self) -> torch.Tensor:
+        n_local = len(self.micros)
+        total = torch.zeros((), device=self.device)
+        for i, micro in enumerate(self.micros):
+            b = self.sampler.batch(self.step, micro)
+            state = None
+            if self.recurrent:
+                state = self.carried.get(micro)
+                if b.reset or state is None:
+                    state = self.raw.init_state(b.x.shape[0], self.device)
+            sync = i == n_local - 1 or not self.dist.enabled
+            ctx = contextlib.nullcontext() if sync else self.model.no_sync()
+            with ctx:
+                with self.autocast:
+                    logits, new_state = self.model(b.x, state)
+                    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(),
+                                           b.y.reshape(-1))
+                (loss / n_local).backward()
+            if self.recurrent:
+                self.carried[micro] = self.raw.detach_state(new_state)
+            total += loss.detach()
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.raw.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total / n_local
+
+    @torch.no_grad()
+    def _estimate(self, sampler: EvalSampler, evaluation: int) -> float:
+        self.model.eval()
+        total = torch.zeros((), device=self.device)
+        for i in range(self.dist.rank, self.cfg.eval_iters, self.dist.world_size):
+            b = sampler.batch(evaluation, i)
+            state = self.raw.init_state(b.x.shape[0], self.device) if self.recurrent else None
+            with self.autocast:
+                logits, _ = self.eval_model(b.x, state)
+            total += F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(),
+                                     b.y.reshape(-1))
+        self.model.train()
+        return all_reduce_sum(total, self.dist).item() / self.cfg.eval_iters
+
+    def _check_finite(self, pending: list[tuple[int, torch.Tensor]]) -> list[float]:
+        if not pending:
+            return []
+        values = all_reduce_mean(torch.stack([v for _, v in pending]), self.dist).tolist()
+        for (step, _), v in zip(pending, values):
+            if not math.isfinite(v):
+                found = ckpt_io.find_checkpoint(self.out_dir)
+                kept = (f"the last good checkpoint (step {self.last_saved}) is kept in "
+                        f"{str(found)!r}" if found else "no checkpoint was written yet")
+                raise TrainingError(
+                    f"the training loss became {v} at step {step}, so training stopped and "
+                    f"{kept}; lower learning_rate or raise warmup_iters, then try again.")
+        return values
+
+    # -- the loop --------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        start = self.step
+        self.last_saved = start if start else None
+        bar = tqdm(total=cfg.max_iters, initial=start, disable=not self.progress,
+                   unit="it", dynamic_ncols=True, file=sys.stderr)
+        pending: list[tuple[int, torch.Tensor]] = []
+        interval_t0, interval_steps = time.perf_counter(), 0
+        train_time, train_steps = 0.0, 0
+        last_loss = math.nan
+        final_val = math.nan
+        stopped_early = False
+        self.model.train()
+        try:
+            while True:
+                at_eval = self.step % cfg.eval_interval == 0 or self.step >= cfg.max_iters
+                if at_eval and not (self.step == start and getattr(self, "resumed_at", -1) ==
+                                    start and self.step < cfg.max_iters):
+                    values = self._check_finite(pending)
+                    if values:
+                        last_loss = values[-1]
+                    pending = []
+                    train_time += time.perf_counter() - interval_t0
+                    train_steps += interval_steps
+                    # batches of an evaluation depend on its step alone (resume-exact)
+                    tr = self._estimate(self.eval_train, self.step)
+                    va = self._estimate(self.eval_val, self.step) if self.eval_val else None
+                    score = va if va is not None else tr
+                    if not math.isfinite(score):
+                        self._check_finite([(self.step, torch.tensor(score))])
+                    improved = score < self.best_val
+                    if improved:
+                        self.best_val, self.best_step, self.bad_evals = score, self.step, 0
+                    elif self.step > start:
+                        self.bad_evals += 1
+                    rec = {"step": self.step, "train_loss": tr, "lr": get_lr(self.step, cfg)}
+                    if va is not None:
+                        rec["val_loss"] = va
+                        final_val = va
+                    self.metrics.write(rec)
+                    self._save(improved)
+                    self.last_saved = self.step
+                    if self.progress:
+                        bar.write(f"step {self.step}: train {tr:.4f}"
+                                  + (f", val {va:.4f}" if va is not None else ""))
+                    if cfg.patience and self.bad_evals >= cfg.patience:
+                        stopped_early = True
+                        break
+                    interval_t0, interval_steps = time.perf_counter(), 0
+                if self.step >= cfg.max_iters:
+                    break
+                lr = get_lr(self.step, cfg)
+                for g in self.optimizer.param_groups:
+                    g["lr"] = lr
+                pending.append((self.step, self._train_step()))
+                self.step += 1
+                interval_steps += 1
+                bar.update(1)
+                if self.step % cfg.log_interval == 0:
+                    values = self._check_finite(pending)
+                    pending = []
+                    last_loss = values[-1]
+                    dt = time.perf_counter() - interval_t0
+                    train_time += dt
+                    train_steps += interval_steps
+                    tok_s = interval_steps * cfg.tokens_per_step / max(dt, 1e-9)
+                    self.metrics.write({
+                        "step": self.step, "train_loss": sum(values) / len(values), "lr": lr,
+                        "tokens_per_s": tok_s, "ms_per_iter": 1000 * dt / interval_steps})
+                    bar.set_postfix(loss=f"{values[-1]:.4f}", tok_s=f"{tok_s:,.0f}")
+                    interval_t0, interval_steps = time.perf_counter(), 0
+        finally:
+            bar.close()
+        steps_timed = max(train_steps, 1)
+        return {
+            "family": cfg.family,
+            "output": str(self.out_dir),
+            "steps": self.step,
+            "parameters": sum(p.numel() for p in self.raw.parameters()),
+            "last_loss": last_loss,
+            "final_val_loss": None if math.isnan(final_val) else final_val,
+            "best_val_loss": None if math.isinf(self.best_val) else self.best_val,
+            "best_step": self.best_step,
+            "stopped_early": stopped_early,
+            "train_seconds": train_time,
+            "ms_per_iter": 1000 * train_time / steps_timed,
+            "tokens_per_s": steps_timed * cfg.tokens_per_step / max(train_time, 1e-9),
+            "device": str(self.device),
+            "world_size": self.dist.world_size,
+        }
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _to_cpu(state: Any) -> Any:
+    if torch.is_tensor(state):
+        return state.detach().cpu()
+    return type(state)(_to_cpu(s) for s in state)
+
+
+def train(
+    config: TrainConfig,
+    train_ids: np.ndarray,
+    val_ids: np.ndarray | None,
+    out_dir: str | Path,
+    *,
+    tokenizer=None,
+    vocab_size: int | None = None,
+    resume: bool = False,
+    model_factory: ModelFactory | None = None,
+    progress: bool = True,
+    plot: bool = True,
+) -> dict[str, Any]:
+    """Train a neural language model and write its directory; return a summary.
+
+    Args:
+        config: the run's configuration (see :class:`TrainConfig`).
+        train_ids: training token ids, int array (N,).
+        val_ids: validation token ids (M,), or None to evaluate on the training data only.
+        out_dir: the model directory (see :mod:`chainrule.training.checkpoint` for its layout).
+        tokenizer: saved beside the model as ``tokenizer.json``; its ``vocab_size``,
+            ``bos_id`` and ``eos_id`` configure the model.
+        vocab_size: overrides the tokenizer's vocabulary size (needed when there is none).
+        resume: continue from ``out_dir/last`` exactly where it stopped.
+        model_factory: ``(config, vocab_size, bos_id, eos_id) -> nn.Module``; the default builds
+            ``config.family`` with :func:`chainrule.models.neural.build_neural_model`.
+        progress: show a progress bar (only when stderr is a terminal, and on rank 0).
+        plot: draw ``loss.png`` at the end (skipped with a note without matplotlib).
+
+    Returns:
+        A JSON-serialisable dict: ``steps``, ``last_loss`` (the final step's training loss),
+        ``final_val_loss``, ``best_val_loss``, ``best_step``, ``tokens_per_s``, ``ms_per_iter``...
+    """
+    out_dir = Path(out_dir)
+    device = resolve_device(config.device)
+    dist = init_distributed(device.type)
+    if dist.enabled and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+    try:
+        if vocab_size is None:
+            if tokenizer is None:
+                raise ConfigError("train() needs a tokenizer or a vocab_size.")
+            vocab_size = tokenizer.vocab_size
+        if dist.is_main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            if not resume and ckpt_io.find_checkpoint(out_dir) is not None:
+                raise ConfigError(f"{str(out_dir)!r} already holds a training run; pass --resume "
+                                  "to continue it, or choose another -o.")
+        barrier(dist)
+        run = _Run(config, np.asarray(train_ids), None if val_ids is None else np.asarray(val_ids),
+                   out_dir, tokenizer, vocab_size, model_factory or default_model_factory,
+                   resume, progress, dist, device)
+        summary = run.run()
+        if dist.is_main:
+            from chainrule.fileio import write_json
+
+            write_json(out_dir / "train_state.json", {"summary": summary,
+                                                      "config": config.to_dict()})
+            if plot:
+                plot_losses(out_dir / "metrics.jsonl", out_dir / "loss.png")
+        return summary
+    finally:
+        shutdown(dist)
+
+
+__all__ = ["get_lr", "make_optimizer", "model_kwargs", "resolve_device", "train"]

@@ -1,0 +1,68 @@
+"""CLI behaviour shared by every command: --version, --help, and errors without tracebacks."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from chainrule import __version__
+from chainrule.cli import build_parser, main
+
+
+def _subcommand_paths():
+    parser = build_parser()
+    paths = []
+
+    def walk(p, prefix):
+        for action in p._actions:
+            if action.__class__.__name__ == "_SubParsersAction":
+                for name, child in action.choices.items():
+                    paths.append(prefix + [name])
+                    walk(child, prefix + [name])
+
+    walk(parser, [])
+    return paths
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"chainrule {__version__}"
+
+
+@pytest.mark.parametrize("path", _subcommand_paths(), ids=" ".join)
+def test_every_command_has_help(path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([*path, "--help"])
+    assert e.value.code == 0
+    assert "usage: chainrule" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["eval", "ppl", "/no/such/model", "--data", "/no/such/file"],
+        ["generate", "/no/such/model"],
+    ],
+)
+def test_missing_files_give_one_sentence(argv, tmp_path):
+    if not any(p[0] == argv[0] for p in _subcommand_paths()):
+        pytest.skip(f"{argv[0]} not available")
+    r = subprocess.run(
+        [sys.executable, "-m", "chainrule.cli", *argv], capture_output=True, text=True
+    )
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    assert r.stderr.startswith("error: ")
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_model_directory_of_another_tool(tmp_path, capsys):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    from chainrule.errors import ModelFormatError
+    import chainrule
+
+    with pytest.raises(ModelFormatError, match="not a chainrule model config"):
+        chainrule.load_model(tmp_path)

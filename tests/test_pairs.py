@@ -1,0 +1,149 @@
+"""Minimal pairs: reading BLiMP files, the full and one-prefix methods, summaries, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from _eval_helpers import CharTok, WordTok
+from chainrule.errors import ConfigError, DataError, TokenizerError
+from chainrule.evaluation.pairs import read_pairs, score_pairs, summarise
+from chainrule.models.reference import UniformModel, UnigramModel
+
+BLIMP = Path(__file__).resolve().parents[2] / "shared" / "data" / "blimp-dev"
+WORDS = ["the", "cat", "dog", "sat", "ran", "a"]
+
+
+def _model():
+    tok = WordTok(WORDS)
+    corpus = ["the cat sat"] * 8 + ["the cat ran"] * 3 + ["a dog sat"]
+    seqs = [[tok.bos_id, *tok.encode(t), tok.eos_id] for t in corpus]
+    return tok, UnigramModel(tok.vocab_size, tok.bos_id, tok.eos_id).fit(seqs)
+
+
+def _write(path: Path, rows: list, blank_lines: bool = False) -> Path:
+    text = "\n".join(json.dumps(r) if isinstance(r, dict) else r for r in rows) + "\n"
+    if blank_lines:
+        text = "\n" + text.replace("\n", "\n\n")
+    path.write_text(text)
+    return path
+
+
+def _row(good, bad, uid="p1", term="agreement", field="syntax", **kw):
+    return {"sentence_good": good, "sentence_bad": bad, "UID": uid,
+            "linguistics_term": term, "field": field, **kw}
+
+
+def test_full_method_accuracy_on_a_model_with_a_known_answer(tmp_path):
+    tok, model = _model()
+    # unigram: cat (11) > dog (1), sat (9) > ran (3): the first two pairs are right,
+    # the third prefers the bad sentence, the fourth is a tie (counts wrong)
+    f = _write(tmp_path / "p.jsonl", [
+        _row("the cat sat", "the dog sat"),
+        _row("a cat ran", "a dog ran", uid="p2", term="other"),
+        _row("the dog ran", "the cat ran", uid="p2", term="other"),
+        _row("the cat sat", "the sat cat", uid="p3", field="syntax/semantics"),
+    ], blank_lines=True)
+    pairs = read_pairs([f])
+    assert len(pairs) == 4  # blank lines skipped
+    scores = score_pairs(model, tok, pairs)
+    assert scores.correct == [True, True, False, False]
+    s = summarise(scores)
+    assert s["overall"] == {"n": 4, "correct": 2, "accuracy": 0.5}
+    assert s["ties"] == 1
+    assert s["UID"]["p2"]["accuracy"] == 0.5 and s["UID"]["p3"]["accuracy"] == 0.0
+    assert s["linguistics_term"]["other"]["n"] == 2
+    assert set(s["field"]) == {"syntax", "syntax_semantics"}
+
+
+def test_field_spellings_are_merged(tmp_path):
+    f = _write(tmp_path / "p.jsonl", [
+        _row("the cat", "cat the", field="syntax/semantics"),
+        _row("the cat", "cat the", field="syntax_semantics"),
+        _row("the cat", "cat the", field="Syntax-Semantics"),
+    ])
+    assert {p.field for p in read_pairs([f])} == {"syntax_semantics"}
+
+
+def test_prefix_method_compares_only_the_word(tmp_path):
+    tok, model = _model()
+    # whole sentences would tie on length effects; the prefix method looks at cat vs dog only
+    f = _write(tmp_path / "p.jsonl", [
+        _row("the cat sat", "the dog sat", one_prefix_prefix="the",
+             one_prefix_word_good="cat", one_prefix_word_bad="dog"),
+        _row("the dog sat", "the cat sat", one_prefix_prefix="the",
+             one_prefix_word_good="dog", one_prefix_word_bad="cat"),
+    ])
+    scores = score_pairs(model, tok, read_pairs([f]), method="prefix")
+    assert scores.correct == [True, False]
+    # a unigram's P(word | prefix) is just P(word): check the number itself
+    lp = model.start(__import__("torch").tensor([[tok.bos_id]]))[0][0]
+    assert scores.logp_good[0] == pytest.approx(float(lp[tok.token_to_id("cat")]), rel=1e-6)
+
+
+def test_prefix_method_with_a_char_model_counts_the_space_and_every_letter(tmp_path):
+    tok = CharTok(list("abcdefghijklmnopqrstuvwxyz "))
+    model = UniformModel(tok.vocab_size, tok.bos_id, tok.eos_id)
+    f = _write(tmp_path / "p.jsonl", [
+        _row("the cats", "the cat", one_prefix_prefix="the",
+             one_prefix_word_good="cats", one_prefix_word_bad="cat")])
+    scores = score_pairs(model, tok, read_pairs([f]), method="prefix")
+    import math
+    # " cats" = 5 characters, " cat" = 4, each log(1/V)
+    assert scores.logp_good[0] == pytest.approx(-5 * math.log(tok.vocab_size), rel=1e-6)
+    assert scores.logp_bad[0] == pytest.approx(-4 * math.log(tok.vocab_size), rel=1e-6)
+
+
+def test_prefix_method_refuses_files_without_prefix_fields(tmp_path):
+    tok, model = _model()
+    f = _write(tmp_path / "p.jsonl", [_row("the cat", "the dog")])
+    with pytest.raises(ConfigError, match=r"p\.jsonl:1.*--method full"):
+        score_pairs(model, tok, read_pairs([f]), method="prefix")
+
+
+def test_missing_field_names_file_and_line(tmp_path):
+    f = _write(tmp_path / "bad.jsonl", [_row("a", "b"), {"sentence_good": "the cat"}])
+    with pytest.raises(DataError, match=r"bad\.jsonl:2 has no 'sentence_bad'"):
+        read_pairs([f])
+    g = _write(tmp_path / "notjson.jsonl", [_row("a", "b"), "{not json"])
+    with pytest.raises(DataError, match=r"notjson\.jsonl:2 is not valid JSON"):
+        read_pairs([g])
+    with pytest.raises(DataError, match="holds no pairs"):
+        read_pairs([_write(tmp_path / "empty.jsonl", [""])])
+
+
+def test_optional_fields_default(tmp_path):
+    f = _write(tmp_path / "myparadigm.jsonl", [{"sentence_good": "a", "sentence_bad": "b"}])
+    [p] = read_pairs([f])
+    assert (p.uid, p.term, p.field, p.prefix) == ("myparadigm", "unknown", "unknown", None)
+
+
+def test_text_the_tokenizer_cannot_encode_is_refused_with_its_characters(tmp_path):
+    tok = CharTok(list("abcdefghijklmnopqrstuvwxyz "))
+    model = UniformModel(tok.vocab_size, tok.bos_id, tok.eos_id)
+    f = _write(tmp_path / "p.jsonl", [_row("the cat", "the Cat!")])
+    with pytest.raises(TokenizerError, match=r"'C', '!'.*p\.jsonl:1.*--allow-unk"):
+        score_pairs(model, tok, read_pairs([f]))
+    assert len(score_pairs(model, tok, read_pairs([f]), allow_unk=True).correct) == 1
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not BLIMP.is_dir(), reason="../shared/data/blimp-dev is absent")
+def test_every_blimp_dev_file_reads_and_fields_are_normalised():
+    files = sorted(BLIMP.glob("*.jsonl"))
+    pairs = read_pairs(files)
+    assert len(pairs) == 1000 * len(files)
+    assert len({p.uid for p in pairs}) == len(files)
+    assert {p.field for p in pairs} <= {"morphology", "syntax", "semantics", "syntax_semantics"}
+    with_prefix = {p.uid for p in pairs if p.prefix is not None}
+    assert "anaphor_gender_agreement" in with_prefix and "ellipsis_n_bar_1" not in with_prefix
+    # every sentence is scored: a uniform char model over the files' own characters
+    chars = sorted({c for p in pairs[::50] for c in p.good + p.bad})
+    tok = CharTok(chars)
+    model = UniformModel(tok.vocab_size, tok.bos_id, tok.eos_id)
+    s = summarise(score_pairs(model, tok, pairs[::50]))
+    # a uniform model prefers the shorter sentence, nothing else
+    expected = sum(len(p.good) < len(p.bad) for p in pairs[::50])
+    assert s["overall"]["correct"] == expected
