@@ -22,9 +22,12 @@ from chainrule.models.gpt import to_hf_gpt2
 from chainrule.models.neural import build_neural_model
 
 SHAPES = {  # name: (model config, batch size)
-    "shakespeare-char-cpu": (dict(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128), 12),
-    "shakespeare-char": (dict(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384), 64),
-    "gpt2": (dict(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768), 12),
+    "shakespeare-char-cpu": ({"vocab_size": 65, "block_size": 64, "n_layer": 4, "n_head": 4,
+                              "n_embd": 128}, 12),
+    "shakespeare-char": ({"vocab_size": 65, "block_size": 256, "n_layer": 6, "n_head": 6,
+                          "n_embd": 384}, 64),
+    "gpt2": ({"vocab_size": 50257, "block_size": 1024, "n_layer": 12, "n_head": 12,
+              "n_embd": 768}, 12),
 }
 
 

@@ -201,7 +201,7 @@ def test_corrupt_header_or_truncated_ids_are_rebuilt_or_reported(tmp_path):
 
 
 def test_many_offsets_go_to_offsets_bin(tmp_path, monkeypatch):
-    import chainrule.data.cache as cache
+    from chainrule.data import cache
 
     d = make_corpus(tmp_path)
     inline = tokenize_corpus(d, ByteTestTokenizer(), tmp_path / "c1", bos=True)

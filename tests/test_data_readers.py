@@ -173,6 +173,16 @@ def test_binary_and_empty_corpus(tmp_path):
         list(iter_documents(empty))
 
 
+def test_truncated_gz_and_broken_zip(tmp_path):
+    gz = tmp_path / "c.txt.gz"
+    gz.write_bytes(gzip.compress(b"some text\n" * 100)[:30])
+    with pytest.raises(DataError, match=r"c\.txt\.gz' cannot be read .*corrupt or truncated"):
+        read_text(gz)
+    bad_zip = write(tmp_path / "b.zip", b"PK not really a zip")
+    with pytest.raises(DataError, match="not a readable zip archive"):
+        list(read_nltk_tagged(bad_zip))
+
+
 def test_zip_given_as_text_is_explained(tmp_path):
     path = tmp_path / "c.zip"
     with zipfile.ZipFile(path, "w") as z:
@@ -238,3 +248,15 @@ def test_brown_stats_match_wc():
     assert stats.words == len(text.split())
     assert stats.characters == len(text)
     assert stats.distinct_characters == len(set(text))
+
+
+def test_data_public_api_is_all():
+    import types
+
+    from chainrule import data
+
+    public = {
+        n for n in dir(data)
+        if not n.startswith("_") and not isinstance(getattr(data, n), types.ModuleType)
+    }
+    assert public == set(data.__all__)

@@ -112,7 +112,7 @@ def test_write_splits_needs_names_for_many_splits(tmp_path):
 
 @settings(max_examples=150, deadline=None)
 @given(
-    text=st.text(alphabet="ab \n\t", max_size=40),
+    text=st.text(alphabet="ab \n\t\x1cé\u3000", max_size=40),
     cuts=st.lists(st.integers(0, 40), max_size=4),
 )
 def test_text_counter_ignores_piece_boundaries(text, cuts):

@@ -9,6 +9,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chainrule.errors import ConfigError, ModelFormatError
 from chainrule.models import load_model, neural
@@ -223,6 +225,29 @@ def test_gpt_cache_equals_full_pass_across_slides_with_ragged_prompts(positions,
     state = m.select_state(state, torch.tensor([2, 2]))
     lp, _ = m.step(state, torch.tensor([5, 5]))
     assert torch.allclose(lp[0], lp[1])
+
+
+@settings(max_examples=10, deadline=None)
+@given(L=st.integers(1, 6), T=st.integers(2, 16), data=st.data())
+def test_gpt_cache_property(L, T, data):
+    """Any block size, prompt lengths and total length: the cache agrees with the full pass."""
+    m = tiny("gpt", block_size=L, positions=data.draw(st.sampled_from(["learned", "rotary"])))
+    x = tokens(B=3, T=T, seed=data.draw(st.integers(0, 99)))
+    lengths = torch.tensor(data.draw(st.lists(st.integers(1, T - 1), min_size=3, max_size=3)))
+    full = m.logprobs(x)
+    rows = torch.arange(3)
+    lp, state = m.start(x[:, : int(lengths.max())], lengths)
+    assert torch.allclose(lp, full[rows, lengths - 1], atol=1e-5)
+    for j in range(T - int(lengths.max())):
+        lp, state = m.step(state, x[rows, lengths + j])
+        assert torch.allclose(lp, full[rows, lengths + j], atol=1e-5)
+
+
+@pytest.mark.parametrize("family", NEURAL_FAMILIES)
+def test_empty_inputs_score_nothing(family):
+    m = tiny(family)
+    assert m.logprobs(torch.zeros(2, 0, dtype=torch.long)).shape == (2, 0, V)
+    assert m.token_logprobs(torch.zeros(2, 1, dtype=torch.long)).shape == (2, 0)
 
 
 def test_gpt_forward_refuses_more_than_block_size():

@@ -25,8 +25,16 @@ SHAKESPEARE = (
 )
 # The lecture's toy corpus, word types in the order the lecture lists them.
 LECTURE = "low " * 5 + "lowest " * 2 + "newer " * 6 + "wider " * 3 + "new " * 2
-LECTURE_MERGES = [("e", "r"), ("er", "_"), ("n", "e"), ("ne", "w"), ("l", "o"), ("lo", "w"),
-                  ("new", "er_"), ("low", "_")]
+LECTURE_MERGES = [
+    ("e", "r"),
+    ("er", "_"),
+    ("n", "e"),
+    ("ne", "w"),
+    ("l", "o"),
+    ("lo", "w"),
+    ("new", "er_"),
+    ("low", "_"),
+]
 needs_core = pytest.mark.skipif(get_core() is None, reason="compiled core not built")
 
 
@@ -50,7 +58,7 @@ def test_lecture_bpe_example_gives_the_lectures_first_eight_merges(use_core):
     tok = train_tokenizer("bpe", [LECTURE], vocab_size=100, use_core=use_core)
     assert tok.merges[:8] == LECTURE_MERGES
     # the base vocabulary is the lecture's: _, d, e, i, l, n, o, r, s, t, w (plus whitespace)
-    base = {t for t in tok.vocab[:-len(tok.merges)] if t not in tok.special_tokens}
+    base = {t for t in tok.vocab[: -len(tok.merges)] if t not in tok.special_tokens}
     assert base - set(" \t\n\r") == set("_deilnorstw")
 
 
@@ -60,8 +68,10 @@ def test_lecture_example_by_hand_with_the_reference_learner():
     ids = {c: i for i, c in enumerate(alphabet)}
     words = [list(w) + ["_"] for w in ["low", "lowest", "newer", "wider", "new"]]
     merges = learn_merges_reference(
-        [[ids[c] for c in w] for w in words], [5, 2, 6, 3, 2],
-        {i: c.encode() for c, i in ids.items()}, num_new=8,
+        [[ids[c] for c in w] for w in words],
+        [5, 2, 6, 3, 2],
+        {i: c.encode() for c, i in ids.items()},
+        num_new=8,
     )
     names = dict(enumerate(alphabet))
     for a, b, new in merges:
@@ -148,7 +158,8 @@ def test_special_spelling_is_text_unless_allowed(trained, kind):
     if kind == "bytebpe":  # '<', '/', '>' are outside the others' Shakespeare alphabet
         assert tok.decode(plain) == text
         assert tok.decode(special, skip_special=True) == tok.decode(
-            [i for i in special if i not in (tok.bos_id, tok.eos_id)])
+            [i for i in special if i not in (tok.bos_id, tok.eos_id)]
+        )
 
 
 @pytest.mark.parametrize("kind", ["char", "word", "bpe", "bytebpe"])

@@ -34,8 +34,9 @@ def register(sub) -> None:
                    help="report directory (default: ./chainrule-demo)")
     d.add_argument("--rungs", default=None,
                    help="comma-separated rungs (default: unigram,bigram,trigram,kn5,ffnn,lstm,gpt)")
-    d.add_argument("--budget", type=int, default=None, metavar="STEPS",
-                   help="training steps per neural rung (default: sized for ~2-3 minutes)")
+    d.add_argument("--budget", default=None, metavar="STEPS|SECONDSs",
+                   help="per neural rung: training steps (300) or seconds (45s); default 25s, "
+                        "so the demo takes ~2-3 minutes")
     d.add_argument("--pairs", nargs="*", default=(), metavar="BLIMP.jsonl",
                    help="also score BLiMP-format minimal pairs with every rung")
     d.add_argument("--json", action="store_true", help="print one JSON object at the end")
@@ -47,8 +48,10 @@ def _ladder_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--rungs", default=",".join(DEFAULT_RUNGS),
                    help=f"comma-separated, from {','.join(ALL_RUNGS)} (default: %(default)s)")
-    p.add_argument("--budget", type=int, default=1000, metavar="STEPS",
-                   help="training steps per neural rung (default: %(default)s)")
+    p.add_argument("--budget", default="1000", metavar="STEPS|SECONDSs",
+                   help="per neural rung: training steps (1000) or a time budget in seconds "
+                        "(60s: a short probe measures the speed; at most 100,000 steps) "
+                        "(default: %(default)s)")
     p.add_argument("--set", action="append", default=[], metavar="FAMILY.KEY=VALUE",
                    help="override a neural setting, e.g. gpt.n_layer=4 or lstm.max_iters=3000")
     p.add_argument("--valid", nargs="+", default=(), metavar="FILE",
@@ -101,18 +104,37 @@ def _split(text: str) -> tuple[float, float, float]:
     return parts  # type: ignore[return-value]
 
 
+def parse_budget(text: str, max_steps: int = 100_000) -> tuple[int, float]:
+    """``"300"`` -> (300 steps, no time limit); ``"45s"`` -> (max_steps, 45 seconds)."""
+    t = text.strip().lower()
+    try:
+        if t.endswith("s"):
+            seconds = float(t[:-1])
+            if seconds > 0:
+                return max_steps, seconds
+        else:
+            steps = int(t)
+            if steps > 0:
+                return steps, 0.0
+    except ValueError:
+        pass
+    raise ConfigError(f"--budget {text!r} must be a positive number of steps (300) or of "
+                      "seconds with an s (45s).")
+
+
 def _rungs(text: str) -> tuple[str, ...]:
     return tuple(r.strip() for r in text.split(",") if r.strip())
 
 
 def run_ladder_cmd(args: argparse.Namespace) -> int:
-    from chainrule.evaluation.ladder import LadderConfig, run_ladder
+    from chainrule.evaluation.ladder import LadderConfig
 
+    steps, seconds = parse_budget(args.budget)
     cfg = LadderConfig(
         data=tuple(args.data), output=args.output, rungs=_rungs(args.rungs),
         test=tuple(args.test), valid=tuple(args.valid), split=_split(args.split),
         tokenizer_kind=args.tokenizer, vocab_size=args.vocab_size, min_count=args.min_count,
-        lowercase=args.lowercase, neural_iters=args.budget,
+        lowercase=args.lowercase, neural_iters=steps, neural_seconds=seconds,
         neural_overrides=parse_sets(args.set), pairs=tuple(args.pairs),
         sample_tokens=args.sample_tokens, seed=args.seed,
     )
@@ -155,11 +177,13 @@ def run_demo_cmd(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     header = show_tokenizers(quiet=args.json)
+    budget = parse_budget(args.budget, max_steps=5000) if args.budget else None
     cfg = demo_config(args.output, rungs=_rungs(args.rungs) if args.rungs else None,
-                      budget=args.budget, pairs=tuple(args.pairs))
+                      budget=budget, pairs=tuple(args.pairs))
     if not args.json:
-        print(f"\nThe model ladder on Tiny Shakespeare (word level, one vocabulary for all), "
-              f"{cfg.neural_iters} training steps per neural model:")
+        each = (f"{cfg.neural_seconds:g} s" if cfg.neural_seconds else f"{cfg.neural_iters} steps")
+        print(f"\nThe model ladder on Tiny Shakespeare (word level, one vocabulary for all; "
+              f"{each} of training per neural model):", flush=True)
     rc = _run_and_print(cfg, args.json, header=header)
     if not args.json:
         print(f"Demo finished in {time.perf_counter() - t0:.0f} s.")

@@ -21,35 +21,59 @@ def register(sub) -> None:
     tsub = p.add_subparsers(dest="tokenizer_command", metavar="ACTION")
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
-    t = tsub.add_parser("train", help="train a tokenizer on corpus files",
-                        description="Train a tokenizer on CORPUS files and save it to -o.")
+    t = tsub.add_parser(
+        "train",
+        help="train a tokenizer on corpus files",
+        description="Train a tokenizer on CORPUS files and save it to -o.",
+    )
     t.add_argument("--kind", required=True, choices=KIND_CHOICES)
-    t.add_argument("--vocab-size", type=int, metavar="N",
-                   help="total vocabulary size, specials included (required for bpe/bytebpe)")
-    t.add_argument("--min-count", type=int, metavar="K",
-                   help="char/word: drop entries seen fewer than K times; bpe/bytebpe: stop "
-                        "merging when the best pair is rarer than K (default 2)")
+    t.add_argument(
+        "--vocab-size",
+        type=int,
+        metavar="N",
+        help="total vocabulary size, specials included (required for bpe/bytebpe)",
+    )
+    t.add_argument(
+        "--min-count",
+        type=int,
+        metavar="K",
+        help="char/word: drop entries seen fewer than K times; bpe/bytebpe: stop "
+        "merging when the best pair is rarer than K (default 2)",
+    )
     t.add_argument("corpus", nargs="+", metavar="CORPUS", help="UTF-8 text files")
     t.add_argument("-o", "--output", required=True, metavar="TOKENIZER.json")
     t.add_argument("--lowercase", action="store_true", help="word: lowercase the text first")
-    t.add_argument("--word-mode", choices=["regex", "whitespace"], default=None,
-                   help="word: split words and punctuation (regex, default) or on whitespace")
+    t.add_argument(
+        "--word-mode",
+        choices=["regex", "whitespace"],
+        default=None,
+        help="word: split words and punctuation (regex, default) or on whitespace",
+    )
     t.add_argument("--end-of-word", metavar="MARKER", help="bpe: end-of-word marker (default _)")
     t.add_argument("--json", action="store_true", help="print a JSON summary")
     t.set_defaults(func=run_train)
 
-    e = tsub.add_parser("encode", help="text -> ids (separated by spaces)",
-                        description="Encode TEXT (or the exact contents of --file) to ids.")
+    e = tsub.add_parser(
+        "encode",
+        help="text -> ids (separated by spaces)",
+        description="Encode TEXT (or the exact contents of --file) to ids.",
+    )
     e.add_argument("tokenizer", metavar="TOKENIZER.json")
     e.add_argument("text", nargs="?", metavar="TEXT")
     e.add_argument("--file", metavar="F", help="encode this file's exact contents")
-    e.add_argument("--allow-special", action="store_true",
-                   help="read special-token spellings in the text (e.g. <s>) as those tokens")
+    e.add_argument(
+        "--allow-special",
+        action="store_true",
+        help="read special-token spellings in the text (e.g. <s>) as those tokens",
+    )
     e.add_argument("--json", action="store_true", help='print {"ids": [...]}')
     e.set_defaults(func=run_encode)
 
-    d = tsub.add_parser("decode", help="ids -> text",
-                        description="Decode IDs (or the whitespace-separated ids in --file).")
+    d = tsub.add_parser(
+        "decode",
+        help="ids -> text",
+        description="Decode IDs (or the whitespace-separated ids in --file).",
+    )
     d.add_argument("tokenizer", metavar="TOKENIZER.json")
     d.add_argument("ids", nargs="*", metavar="ID")
     d.add_argument("--file", metavar="F", help="a file of whitespace-separated ids")
@@ -57,35 +81,54 @@ def register(sub) -> None:
     d.add_argument("--json", action="store_true", help='print {"text": "..."}')
     d.set_defaults(func=run_decode)
 
-    i = tsub.add_parser("inspect", help="vocabulary, merges and how a word splits",
-                        description="Show a tokenizer's vocabulary, merges and word splits.")
+    i = tsub.add_parser(
+        "inspect",
+        help="vocabulary, merges and how a word splits",
+        description="Show a tokenizer's vocabulary, merges and word splits.",
+    )
     i.add_argument("tokenizer", metavar="TOKENIZER.json")
-    i.add_argument("--merges", type=int, metavar="N",
-                   help="show the first N merges (default: 20 as text, all with --json)")
+    i.add_argument(
+        "--merges",
+        type=int,
+        metavar="N",
+        help="show the first N merges (default: 20 as text, all with --json)",
+    )
     i.add_argument("--word", metavar="W", help="show the pieces W is split into")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=run_inspect)
 
-    m = tsub.add_parser("import", help="import another tool's tokenizer files",
-                        description="Import GPT-2's encoder.json + vocab.bpe as a bytebpe "
-                                    "tokenizer.")
+    m = tsub.add_parser(
+        "import",
+        help="import another tool's tokenizer files",
+        description="Import GPT-2's encoder.json + vocab.bpe as a bytebpe tokenizer.",
+    )
     m.add_argument("--format", required=True, choices=["gpt2"])
     m.add_argument("files", nargs=2, metavar="FILE", help="ENCODER.json VOCAB.bpe")
     m.add_argument("-o", "--output", required=True, metavar="TOKENIZER.json")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=run_import)
 
-    x = tsub.add_parser("export-hf", help="write a Hugging Face tokenizer.json",
-                        description="Write a tokenizer.json the `tokenizers` library loads.")
+    x = tsub.add_parser(
+        "export-hf",
+        help="write a Hugging Face tokenizer.json",
+        description="Write a tokenizer.json the `tokenizers` library loads.",
+    )
     x.add_argument("tokenizer", metavar="TOKENIZER.json")
     x.add_argument("-o", "--output", required=True, metavar="tokenizer.json")
     x.set_defaults(func=run_export)
 
 
 def _summary(tok, path) -> dict:
-    return {"path": str(path), "kind": tok.kind, "vocab_size": tok.vocab_size,
-            "special_tokens": tok.special_tokens, "bos_id": tok.bos_id, "eos_id": tok.eos_id,
-            "num_merges": len(getattr(tok, "merges", [])), "fingerprint": tok.fingerprint()}
+    return {
+        "path": str(path),
+        "kind": tok.kind,
+        "vocab_size": tok.vocab_size,
+        "special_tokens": tok.special_tokens,
+        "bos_id": tok.bos_id,
+        "eos_id": tok.eos_id,
+        "num_merges": len(getattr(tok, "merges", [])),
+        "fingerprint": tok.fingerprint(),
+    }
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -109,9 +152,11 @@ def run_train(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary)
     else:
-        print(f"trained a {tok.kind} tokenizer: {tok.vocab_size} tokens"
-              + (f", {summary['num_merges']} merges" if summary["num_merges"] else "")
-              + f" -> {args.output}")
+        print(
+            f"trained a {tok.kind} tokenizer: {tok.vocab_size} tokens"
+            + (f", {summary['num_merges']} merges" if summary["num_merges"] else "")
+            + f" -> {args.output}"
+        )
     return 0
 
 
@@ -142,7 +187,9 @@ def _parse_ids(words: list[str], where: str, vocab_size: int) -> list[int]:
         try:
             i = int(w)
         except ValueError:
-            raise DataError(f"{where} holds {w!r}, which is not a token id; pass integers.") from None
+            raise DataError(
+                f"{where} holds {w!r}, which is not a token id; pass integers."
+            ) from None
         if not 0 <= i < vocab_size:
             raise TokenizerError(
                 f"id {i} in {where} is outside the vocabulary (0..{vocab_size - 1}); "
@@ -186,16 +233,22 @@ def run_inspect(args: argparse.Namespace) -> int:
         print_json(info)
         return 0
     print(f"{tok.kind} tokenizer, {tok.vocab_size} tokens, fingerprint {info['fingerprint']}")
-    print("special tokens: " + ", ".join(f"{t}={i}" for t, i in tok.special_tokens.items())
-          + f" (bos {tok.bos_id}, eos {tok.eos_id})")
+    print(
+        "special tokens: "
+        + ", ".join(f"{t}={i}" for t, i in tok.special_tokens.items())
+        + f" (bos {tok.bos_id}, eos {tok.eos_id})"
+    )
     if merges:
         print(f"merges ({len(merges)} learned; first {len(info['merges'])}):")
         for k, (a, b) in enumerate(info["merges"], 1):
             print(f"  {k:>5}  ({a}, {b}) -> {a + b}")
     else:
         shown = [tok.id_to_token(i) for i in range(min(tok.vocab_size, 40))]
-        print("vocabulary: " + " ".join(repr(s)[1:-1] for s in shown)
-              + (" ..." if tok.vocab_size > 40 else ""))
+        print(
+            "vocabulary: "
+            + " ".join(repr(s)[1:-1] for s in shown)
+            + (" ..." if tok.vocab_size > 40 else "")
+        )
     if args.word is not None:
         print(f"{args.word!r} -> " + " ".join(info["pieces"]) + f"   ids {info['ids']}")
     return 0
@@ -209,8 +262,10 @@ def run_import(args: argparse.Namespace) -> int:
     if args.json:
         print_json(_summary(tok, args.output))
     else:
-        print(f"imported GPT-2's tokenizer: {tok.vocab_size} tokens, {len(tok.merges)} merges "
-              f"-> {args.output}")
+        print(
+            f"imported GPT-2's tokenizer: {tok.vocab_size} tokens, {len(tok.merges)} merges "
+            f"-> {args.output}"
+        )
     return 0
 
 

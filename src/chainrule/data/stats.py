@@ -7,9 +7,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
 from .readers import CHUNK_CHARS, iter_chunks, resolve_paths
 
 _LINE_WITH_TEXT = re.compile(r"^[^\S\n]*\S", re.MULTILINE)
+# the ASCII characters str.split() treats as whitespace (\x1c-\x1f included)
+_ASCII_SPACE = np.array([chr(i).isspace() for i in range(128)])
 
 
 @dataclass
@@ -33,14 +37,18 @@ class TextCounter:
         if not text:
             return
         self.characters += len(text)
-        self.bytes += len(text.encode("utf-8"))
-        self.chars.update(text)
-        words = len(text.split())
+        if text.isascii():
+            words, lines = self._count_ascii(text)
+        else:
+            self.bytes += len(text.encode("utf-8"))
+            self.chars.update(text)
+            words = len(text.split())
+            lines = len(_LINE_WITH_TEXT.findall(text))
         if self._in_word and not text[0].isspace():
             words -= 1  # the first word continues the previous piece's last word
         self.words += words
-        lines = len(_LINE_WITH_TEXT.findall(text))
-        first_line = text.split("\n", 1)[0]
+        nl = text.find("\n")
+        first_line = text if nl < 0 else text[:nl]
         if self._line_has_text and first_line.strip():
             lines -= 1  # the first line continues a line already counted
         self.lines += lines
@@ -49,6 +57,21 @@ class TextCounter:
         self._line_has_text = bool(text[nl + 1 :].strip()) or (
             nl < 0 and self._line_has_text
         )
+
+    def _count_ascii(self, text: str) -> tuple[int, int]:
+        """Words and non-blank lines of an ASCII text, vectorised (same counts as the
+        ``str.split`` / regex path, several times faster)."""
+        data = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+        self.bytes += data.size
+        self.chars.update(map(chr, np.flatnonzero(np.bincount(data, minlength=128))))
+        space = _ASCII_SPACE[data]
+        words = int(np.count_nonzero(space[:-1] & ~space[1:])) + int(not space[0])
+        # non-space characters before each newline, and in total: a line has text when the
+        # count grows between its newlines
+        filled = np.cumsum(~space)
+        ends = filled[data == 10]
+        per_line = np.diff(ends, prepend=0, append=filled[-1])
+        return words, int(np.count_nonzero(per_line))
 
     def as_dict(self) -> dict[str, int]:
         return {

@@ -59,7 +59,7 @@ def beam_search(
         return [[_completion(_Hyp([], 0.0, 0.0, "length"), p, alpha, x)]
                 for p, x in zip(prompts, prefixes)]
 
-    ctx = DecodingContext(model, prompts, use_cache=cfg.use_cache)
+    ctx = DecodingContext(model, prompts, use_cache=cfg.use_cache, fast=cfg.fast_path)
     lp = ctx.start()  # (P, V)
     V = lp.shape[-1]
     rep = [i for i in range(len(prompts)) for _ in range(K)]

@@ -35,6 +35,8 @@ class GenerationConfig:
             instead of refusing it.
         use_cache: decode incrementally through the model's state (``start``/``step``); False
             recomputes ``logprobs`` on the whole prefix every step (slow; for checking).
+        fast_path: use a family's fast incremental decoder when one exists (GPT: a lean step,
+            CUDA graphs on GPU); False always calls the model's own ``step``.
     """
 
     strategy: str = "sample"
@@ -52,6 +54,7 @@ class GenerationConfig:
     ignore_eos: bool = False
     truncate: bool = True
     use_cache: bool = True
+    fast_path: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):

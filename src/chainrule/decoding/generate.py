@@ -146,7 +146,7 @@ def _sample(
             yield StreamEvent(k // n, k % n, o.finish("length"), None, "length")
         return _group(outs, n)
 
-    ctx = DecodingContext(model, prompts, use_cache=cfg.use_cache)
+    ctx = DecodingContext(model, prompts, use_cache=cfg.use_cache, fast=cfg.fast_path)
     lp = ctx.start()  # (P, V)
     if n > 1:  # one pass over each prompt, then n copies of its state
         rep = [i for i in range(len(prompts)) for _ in range(n)]
@@ -179,6 +179,8 @@ def _sample(
         tok_list = tok.tolist()
         for k, t, c in zip(active, tok_list, chosen):
             o = outs[k]
+            if o.finish_reason is not None:  # rides along in a static batch; ignored
+                continue
             piece = o.push(t, c)
             yield StreamEvent(k // n, k % n, piece, t, o.finish_reason)
         if step == cfg.max_new_tokens - 1:
@@ -186,7 +188,7 @@ def _sample(
         keep = [i for i, k in enumerate(active) if outs[k].finish_reason is None]
         if not keep:
             break
-        if len(keep) < len(active):  # drop finished rows so they cost nothing more
+        if len(keep) < len(active) and not ctx.static_batch:  # finished rows cost nothing more
             ctx.select(keep)
             idx = torch.tensor(keep, device=tok.device)
             tok, active = tok[idx], [active[i] for i in keep]

@@ -107,18 +107,26 @@ class DecodingContext:
             row's whole history at each step (slow; the reference the cache must equal).
     """
 
-    def __init__(self, model: LanguageModel, rows: Sequence[Sequence[int]], use_cache: bool = True):
+    def __init__(self, model: LanguageModel, rows: Sequence[Sequence[int]], use_cache: bool = True,
+                 fast: bool = True):
         self.model = model
         self.rows = [list(r) for r in rows]
         self.use_cache = use_cache
         self.device = model.device
         self.state: Any = None
+        self.impl: Any = model
+        if use_cache and fast:
+            from chainrule.decoding.fast import fast_decoder_for
+
+            self.impl = fast_decoder_for(model) or model
+        #: True when dropping finished rows would cost more than decoding them (CUDA graphs)
+        self.static_batch = bool(getattr(self.impl, "static_batch", False))
 
     def start(self) -> torch.Tensor:
         """Log-probabilities (B, V) of the token after each row."""
         x, lengths = pad_rows(self.rows, self.model.eos_id, self.device)
         if self.use_cache:
-            lp, self.state = self.model.start(x, lengths)
+            lp, self.state = self.impl.start(x, lengths)
             return lp
         lp = self.model.logprobs(x)
         return lp[torch.arange(len(self.rows), device=lp.device), lengths.to(lp.device) - 1]
@@ -130,7 +138,7 @@ class DecodingContext:
             r.append(t)
         if not self.use_cache:
             return self.start()
-        lp, self.state = self.model.step(self.state, tokens)
+        lp, self.state = self.impl.step(self.state, tokens)
         return lp
 
     def select(self, index: list[int]) -> None:
@@ -138,7 +146,7 @@ class DecodingContext:
         self.rows = [list(self.rows[i]) for i in index]
         if self.use_cache:
             idx = torch.tensor(index, dtype=torch.long, device=self.device)
-            self.state = self.model.select_state(self.state, idx)
+            self.state = self.impl.select_state(self.state, idx)
 
 
 @dataclass

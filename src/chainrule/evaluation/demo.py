@@ -1,8 +1,8 @@
 """``chainrule demo``: tokenizers and a small model ladder on the bundled Tiny Shakespeare.
 
 The budget: at most 5 minutes on 2 CPU cores (we aim for 2-3). The corpus is split by lines
-(80/10/10, contiguous), the ladder is word level with words seen once mapped to ``<unk>``, and
-the neural rungs train for a few hundred steps each -- enough to show the table's shape, not to
+(80/10/10, contiguous), the ladder is word level with words seen fewer than 3 times mapped to
+``<unk>``, and each neural rung trains for about 25 seconds -- enough to show the table's shape, not to
 reach what these models can do with the bench budgets (see ``bench/RESULTS.md``).
 """
 
@@ -17,7 +17,8 @@ from chainrule.errors import DataError
 from chainrule.evaluation.ladder import DEFAULT_RUNGS, LadderConfig
 
 DEMO_WORDS = ["Shakespeare", "wherefore", "unkindness", "gentlemen", "thou"]
-DEMO_NEURAL_STEPS = 300
+DEMO_NEURAL_SECONDS = 25.0  # per neural rung, measured by a short probe (see LadderConfig)
+DEMO_MAX_STEPS = 5000
 DEMO_MERGES = 10
 
 
@@ -34,13 +35,14 @@ def demo_corpus() -> Path:
 
 
 def demo_config(
-    output: str, *, rungs: tuple[str, ...] | None = None, budget: int | None = None,
-    pairs: tuple[str, ...] = (),
+    output: str, *, rungs: tuple[str, ...] | None = None,
+    budget: tuple[int, float] | None = None, pairs: tuple[str, ...] = (),
 ) -> LadderConfig:
-    """The demo's ladder settings."""
+    """The demo's ladder settings; ``budget`` is (steps, seconds) per neural rung."""
+    steps, seconds = budget or (DEMO_MAX_STEPS, DEMO_NEURAL_SECONDS)
     return LadderConfig(
         data=(str(demo_corpus()),), output=output, rungs=rungs or DEFAULT_RUNGS,
-        tokenizer_kind="word", min_count=2, neural_iters=budget or DEMO_NEURAL_STEPS,
+        tokenizer_kind="word", min_count=3, neural_iters=steps, neural_seconds=seconds,
         pairs=pairs, sample_tokens=25,
     )
 
@@ -93,4 +95,4 @@ def show_tokenizers(*, quiet: bool = False, bpe_vocab: int = 1000) -> dict[str, 
     return info
 
 
-__all__ = ["DEMO_NEURAL_STEPS", "demo_config", "demo_corpus", "show_tokenizers"]
+__all__ = ["DEMO_NEURAL_SECONDS", "demo_config", "demo_corpus", "show_tokenizers"]

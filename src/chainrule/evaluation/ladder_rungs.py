@@ -56,15 +56,15 @@ def train_tokenizer_for(kind: str, lines: list[str], *, vocab_size: int = 0, min
 
 
 # -- reference and n-gram rungs ---------------------------------------------------------------
-def _uniform(data) -> tuple[Any, Path | None]:
+def _uniform(data) -> tuple[Any, Path | None, dict]:
     from chainrule.models.reference import UniformModel
 
     tok = data.tokenizer
-    return UniformModel(tok.vocab_size, tok.bos_id, tok.eos_id), None
+    return UniformModel(tok.vocab_size, tok.bos_id, tok.eos_id), None, {}
 
 
 def _ngram(order: int) -> Callable:
-    def trainer(data) -> tuple[Any, Path | None]:
+    def trainer(data) -> tuple[Any, Path | None, dict]:
         try:
             from chainrule.models import ngram
 
@@ -75,9 +75,9 @@ def _ngram(order: int) -> Callable:
 
                 tok = data.tokenizer
                 m = UnigramModel(tok.vocab_size, tok.bos_id, tok.eos_id).fit(data.train_seqs)
-                return m, None
+                return m, None, {"note": "add-one"}
             raise RungSkipped("the n-gram family is not available in this install") from None
-        return _fit_ngram(ngram, order, data), None
+        return _fit_ngram(ngram, order, data), None, {}
 
     return trainer
 
@@ -85,14 +85,14 @@ def _ngram(order: int) -> Callable:
 def _fit_ngram(ngram, order: int, data):
     """Interpolated modified Kneser-Ney of ``order`` on the framed training ids."""
     tok = data.tokenizer
-    model = ngram.NgramModel(order=order, vocab_size=tok.vocab_size, bos_id=tok.bos_id,
-                             eos_id=tok.eos_id, smoothing="mkn")
+    model = ngram.NgramModel(order, "mkn", vocab_size=tok.vocab_size, bos_id=tok.bos_id,
+                             eos_id=tok.eos_id, unk_id=tok.unk_id, pad_id=tok.pad_id)
     return model.fit(data.train_seqs)
 
 
 # -- neural rungs -----------------------------------------------------------------------------
 def _neural(family: str) -> Callable:
-    def trainer(data) -> tuple[Any, Path | None]:
+    def trainer(data) -> tuple[Any, Path | None, dict]:
         try:
             from chainrule.models.base import get_family
             from chainrule.training.config import TrainConfig
@@ -102,39 +102,72 @@ def _neural(family: str) -> Callable:
         except (ImportError, ChainruleError) as e:
             raise RungSkipped(f"the {family} family or the training engine is not available "
                               f"in this install ({e})") from None
-        import dataclasses
-
         cfg = data.config
-        known = {f.name for f in dataclasses.fields(TrainConfig)}
-        # the ladder's defaults only where this version's TrainConfig has the key; the user's
-        # overrides always (TrainConfig reports unknown keys)
-        settings = {k: v for k, v in NEURAL_DEFAULTS[family].items() if k in known}
-        settings.update(cfg.neural_overrides.get(family, {}))
-        iters = int(settings.pop("max_iters", cfg.neural_iters))
-        tc = TrainConfig(
-            family=family, max_iters=iters, lr_decay_iters=iters,
-            warmup_iters=min(100, max(1, iters // 10)), eval_interval=iters,
-            eval_iters=int(settings.pop("eval_iters", 10)), log_interval=max(1, iters),
-            boundaries="lines", tokenizer_kind=cfg.tokenizer_kind, seed=cfg.seed,
-            device=str(settings.pop("device", "cpu")), min_lr=float(settings.pop("min_lr", 1e-4)),
-            **settings,
-        )
         train_ids = _stream(data.train_seqs)
         val_ids = _stream(data.valid_seqs) if data.valid_seqs else None
+        directory = data.out_dir / "models" / family
+        iters = None
+        if cfg.neural_seconds > 0 and "max_iters" not in cfg.neural_overrides.get(family, {}):
+            ms = _ms_per_step(family, data, train_ids, directory.with_name(f".{family}.probe"))
+            # leave ~20% of the budget for the two evaluations inside the run
+            iters = max(20, min(cfg.neural_iters, int(0.8 * 1000 * cfg.neural_seconds / ms)))
+        tc = _train_config(family, data, iters or cfg.neural_iters)
         if val_ids is not None and len(val_ids) <= tc.block_size + 1:
             val_ids = None
-        directory = data.out_dir / "models" / family
-        if directory.exists():
-            import shutil
-
-            shutil.rmtree(directory)  # a fresh run each time (the ladder is not resumable)
-        train(tc, train_ids, val_ids, directory, tokenizer=data.tokenizer, progress=False,
-              plot=False)
+        _fresh(directory)  # a fresh run each time (the ladder is not resumable)
+        summary = train(tc, train_ids, val_ids, directory, tokenizer=data.tokenizer,
+                        progress=False, plot=False)
         from chainrule.models.base import load_model
 
-        return load_model(directory), directory
+        return load_model(directory), directory, {"steps": int(summary.get("steps", 0))}
 
     return trainer
+
+
+def _fresh(directory: Path) -> None:
+    import shutil
+
+    if directory.exists():
+        shutil.rmtree(directory)
+
+
+def _train_config(family: str, data, iters: int, **extra: Any):
+    """The training configuration of a neural rung: the ladder's defaults, then the user's."""
+    import dataclasses
+
+    from chainrule.training.config import TrainConfig
+
+    cfg = data.config
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    # the ladder's defaults only where this version's TrainConfig has the key; the user's
+    # overrides always (TrainConfig reports unknown keys)
+    settings = {k: v for k, v in NEURAL_DEFAULTS[family].items() if k in known}
+    settings.update(cfg.neural_overrides.get(family, {}))
+    iters = int(settings.pop("max_iters", iters))
+    base = dict(
+        family=family, max_iters=iters, lr_decay_iters=iters,
+        warmup_iters=min(100, max(1, iters // 10)), eval_interval=iters, eval_iters=4,
+        log_interval=max(1, iters), boundaries="lines", tokenizer_kind=cfg.tokenizer_kind,
+        seed=cfg.seed, device="cpu",
+    )
+    base.update(settings)
+    base.update(extra)
+    return TrainConfig(**base)
+
+
+def _ms_per_step(family: str, data, train_ids: np.ndarray, probe: Path) -> float:
+    """Milliseconds per optimiser step on this machine, from a 6-step probe run."""
+    from chainrule.training.loop import train
+
+    _fresh(probe)
+    try:
+        tc = _train_config(family, data, 6, max_iters=6, lr_decay_iters=6, eval_interval=6,
+                           eval_iters=1, log_interval=3, warmup_iters=1)
+        summary = train(tc, train_ids, None, probe, tokenizer=data.tokenizer, progress=False,
+                        plot=False)
+    finally:
+        _fresh(probe)
+    return max(1e-3, float(summary.get("ms_per_iter") or 1000.0))
 
 
 def _stream(seqs: list[list[int]]) -> np.ndarray:

@@ -233,9 +233,9 @@ def known_families() -> list[str]:
 TinyFactory = Callable[..., LanguageModel]
 
 __all__ = [
-    "LanguageModel",
     "MODEL_FORMAT",
     "MODEL_FORMAT_VERSION",
+    "LanguageModel",
     "get_family",
     "known_families",
     "load_model",

@@ -53,9 +53,9 @@ class Block(nn.Module):
         x = x + y
         return x + self.mlp(self.ln_2(x)), kv
 
-    def decode(self, x, rope, k_cache, v_cache, pos, length) -> torch.Tensor:
+    def decode(self, x, rope, k_cache, v_cache, pos, mask) -> torch.Tensor:
         """One token per row (B, 1, C) against this layer's cache (see CausalSelfAttention)."""
-        x = x + self.attn.decode(self.ln_1(x), rope, k_cache, v_cache, pos, length)
+        x = x + self.attn.decode(self.ln_1(x), rope, k_cache, v_cache, pos, mask)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -232,9 +232,11 @@ class GPT(NeuralLM):
             pos = state.pos
             x = self._embed(token[:, None], pos[:, None])  # (B, 1, C)
             rope = self.rotary.at(pos) if self.rotary is not None else None
-            length = state.longest + 1
+            length = state.longest + 1  # attend to this many slots (host-known bound)
+            slots = torch.arange(length, device=pos.device)
+            mask = (slots[None, :] <= pos[:, None])[:, None, None, :]  # (B, 1, 1, length)
             for i, block in enumerate(self.transformer.h):
-                x = block.decode(x, rope, state.k[i], state.v[i], pos, length)
+                x = block.decode(x, rope, state.k[i], state.v[i], pos, mask)
             state.tokens[torch.arange(token.shape[0], device=token.device), pos] = token
             new = KVCache(state.k, state.v, pos + 1, state.tokens, length)
             return self._last_logprobs(self.transformer.ln_f(x[:, 0])), new

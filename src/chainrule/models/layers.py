@@ -91,7 +91,7 @@ class CausalSelfAttention(nn.Module):
         k_cache: torch.Tensor,
         v_cache: torch.Tensor,
         pos: torch.Tensor,
-        length: int,
+        mask: torch.Tensor,
     ) -> torch.Tensor:
         """Attend one new token per row to the cache, writing its key and value in place.
 
@@ -100,7 +100,8 @@ class CausalSelfAttention(nn.Module):
             rope: rotary tables at each row's position, or None.
             k_cache, v_cache: (B, nh, L, hs); row b holds ``pos[b]`` valid entries.
             pos: (B,) where each row's new key/value goes (= its number of cached tokens).
-            length: an upper bound of ``pos + 1`` known on the host (keys beyond it are skipped).
+            mask: (B, 1, 1, K) True where row b may attend to cache slot k (k <= pos[b]);
+                slots from K on are skipped, so K is any host-known bound of max(pos) + 1.
         Returns:
             (B, 1, C).
         """
@@ -108,11 +109,8 @@ class CausalSelfAttention(nn.Module):
         rows = torch.arange(x.shape[0], device=x.device)
         k_cache[rows, :, pos] = k[:, :, 0]
         v_cache[rows, :, pos] = v[:, :, 0]
-        keys = torch.arange(length, device=x.device)
-        mask = (keys[None, :] <= pos[:, None])[:, None, None, :]  # (B, 1, 1, length)
-        y = F.scaled_dot_product_attention(
-            q, k_cache[:, :, :length], v_cache[:, :, :length], attn_mask=mask
-        )
+        K = mask.shape[-1]
+        y = F.scaled_dot_product_attention(q, k_cache[:, :, :K], v_cache[:, :, :K], attn_mask=mask)
         return self._out(y)
 
 

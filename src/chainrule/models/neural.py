@@ -223,12 +223,14 @@ class NeuralLM(nn.Module, LanguageModel):
     def inference(self) -> Iterator[None]:
         """Eval mode (no dropout) and no gradients for the block; the previous mode returns."""
         was_training = self.training
-        self.eval()
+        if was_training:  # walking every module costs time in a per-token decoding loop
+            self.eval()
         try:
             with torch.no_grad():
                 yield
         finally:
-            self.train(was_training)
+            if was_training:
+                self.train()
 
     def _to_device(self, tokens: torch.Tensor) -> torch.Tensor:
         return tokens.to(self.device, dtype=torch.long)
@@ -239,8 +241,11 @@ class NeuralLM(nn.Module, LanguageModel):
 
     def logprobs(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, T) -> float32 (B, T, V) next-token log-probabilities (no dropout, no grad)."""
+        tokens = self._to_device(tokens)
+        if tokens.shape[1] == 0:  # nothing to predict (some layers refuse empty inputs)
+            return torch.zeros(*tokens.shape, self.vocab_size, device=tokens.device)
         with self.inference():
-            h = self.scoring_hidden(self._to_device(tokens))
+            h = self.scoring_hidden(tokens)
             return torch.log_softmax(self.head(h).float(), dim=-1)
 
     def token_logprobs(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -250,6 +255,8 @@ class NeuralLM(nn.Module, LanguageModel):
         only ``_SCORE_CHUNK_TOKENS`` rows of logits at a time.
         """
         tokens = self._to_device(tokens)
+        if tokens.shape[1] <= 1:
+            return torch.zeros(tokens.shape[0], 0, device=tokens.device)
         with self.inference():
             h = self.scoring_hidden(tokens[:, :-1])
             targets = tokens[:, 1:]
@@ -260,7 +267,7 @@ class NeuralLM(nn.Module, LanguageModel):
                 logits = self.head(h[:, a : a + chunk]).float()  # (B, chunk, V)
                 gold = logits.gather(-1, targets[:, a : a + chunk, None]).squeeze(-1)
                 out.append(gold - torch.logsumexp(logits, dim=-1))
-            return torch.cat(out, dim=1) if out else h.new_zeros(B, 0, dtype=torch.float32)
+            return torch.cat(out, dim=1)
 
     def _last_logprobs(self, h: torch.Tensor) -> torch.Tensor:
         """(B, H) features -> float32 (B, V) log-probabilities."""

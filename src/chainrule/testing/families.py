@@ -71,9 +71,24 @@ def _gpt_rotary(task: TinyTask):
     return _gpt(task, positions="rotary")
 
 
+def _ngram(task: TinyTask, order: int = 3, smoothing: str = "mkn", **kwargs):
+    from chainrule.models.ngram import NgramModel
+
+    if smoothing == "mkn":  # the tiny corpus cannot estimate discounts: KenLM's fallbacks
+        kwargs.setdefault("discounts", [(0.5, 1.0, 1.5)] * order)
+    return NgramModel(order, smoothing, vocab_size=task.vocab_size, bos_id=task.bos_id,
+                      eos_id=task.eos_id, **kwargs).fit(task.sequences)
+
+
+def _ngram_addk(task: TinyTask):
+    return _ngram(task, order=2, smoothing="addk", k=0.5)
+
+
 FAMILY_SPECS: dict[str, FamilySpec] = {
     "uniform": FamilySpec("uniform", _uniform, learns=False),
     "unigram": FamilySpec("unigram", _unigram),
+    "ngram": FamilySpec("ngram", _ngram),
+    "ngram-addk": FamilySpec("ngram", _ngram_addk),
     "ffnn": FamilySpec("ffnn", _ffnn),
     "rnn": FamilySpec("rnn", _rnn),
     "lstm": FamilySpec("lstm", _lstm),

@@ -15,6 +15,7 @@ A merge whose concatenated spelling already exists reuses that id, so spellings 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 try:  # the compiled core is optional: without it everything runs (slowly) in Python
@@ -52,7 +53,7 @@ def learn_merges_reference(
     while added < num_new:
         stats: dict[tuple[int, int], int] = {}
         for w, c in zip(words, counts):
-            for pair in zip(w, w[1:]):
+            for pair in itertools.pairwise(w):
                 stats[pair] = stats.get(pair, 0) + c
         if not stats:
             break
@@ -98,7 +99,7 @@ def apply_merges(symbols: list[int], ranks: dict[tuple[int, int], tuple[int, int
     """
     while len(symbols) > 1:
         best = None
-        for pair in zip(symbols, symbols[1:]):
+        for pair in itertools.pairwise(symbols):
             r = ranks.get(pair)
             if r is not None and (best is None or r[0] < best[0]):
                 best = (r[0], pair, r[1])

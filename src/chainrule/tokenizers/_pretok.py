@@ -16,9 +16,7 @@ from functools import lru_cache
 import regex
 
 # GPT-2's pre-tokenisation pattern (contractions, letter runs, number runs, other runs, spaces).
-GPT2_PATTERN = (
-    r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-)
+GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 GPT2_RE = regex.compile(GPT2_PATTERN)
 
 

@@ -105,14 +105,20 @@ class BPETokenizer(MergeTokenizer):
         return [ord(c) for c in word]
 
     @classmethod
-    def _base_vocab(cls, units, spaces, options):
-        eow = options.get("end_of_word", "_")
-        clash = [c for c in eow if ord(c) in units]
-        if clash:
+    def train(cls, texts: Iterable[str], vocab_size: int, **kwargs: Any) -> BPETokenizer:
+        """As :meth:`MergeTokenizer.train`; also takes ``end_of_word`` (default ``_``)."""
+        texts = list(texts)
+        eow = kwargs.get("end_of_word", "_")
+        if any(eow in t for t in texts):
             raise TokenizerError(
                 f"the corpus contains the end-of-word marker {eow!r}; choose another marker "
-                "(end_of_word=..., for example '</w>')."
+                "(end_of_word=... or --end-of-word, for example '</w>')."
             )
+        return super().train(texts, vocab_size, **kwargs)  # type: ignore[return-value]
+
+    @classmethod
+    def _base_vocab(cls, units, spaces, options):
+        eow = options.get("end_of_word", "_")
         vocab = [PAD, UNK, BOS, EOS, eow]
         vocab += [chr(u) for u in sorted(units)]
         vocab += [chr(u) for u in sorted(set(spaces) | {ord(c) for c in " \t\n\r"})]

@@ -25,17 +25,31 @@ from chainrule.tokenizers.base import UNK, Tokenizer
 
 def _added(tok: Tokenizer) -> list[dict[str, Any]]:
     return [
-        {"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
-         "normalized": False, "special": True}
+        {
+            "id": i,
+            "content": t,
+            "single_word": False,
+            "lstrip": False,
+            "rstrip": False,
+            "normalized": False,
+            "special": True,
+        }
         for t, i in sorted(tok.special_tokens.items(), key=lambda kv: kv[1])
     ]
 
 
 def _bpe_model(vocab: dict[str, int], merges: list[str], unk: str | None) -> dict[str, Any]:
     return {
-        "type": "BPE", "dropout": None, "unk_token": unk, "continuing_subword_prefix": None,
-        "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
-        "ignore_merges": False, "vocab": vocab, "merges": merges,
+        "type": "BPE",
+        "dropout": None,
+        "unk_token": unk,
+        "continuing_subword_prefix": None,
+        "end_of_word_suffix": None,
+        "fuse_unk": False,
+        "byte_fallback": False,
+        "ignore_merges": False,
+        "vocab": vocab,
+        "merges": merges,
     }
 
 
@@ -44,8 +58,12 @@ def to_hf_dict(tok: Tokenizer) -> dict[str, Any]:
     vocab = {tok.id_to_token(i): i for i in range(tok.vocab_size)}
     body: dict[str, Any] = {"normalizer": None, "pre_tokenizer": None, "decoder": None}
     if tok.kind == "bytebpe":
-        byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
-                      "use_regex": True}
+        byte_level = {
+            "type": "ByteLevel",
+            "add_prefix_space": False,
+            "trim_offsets": True,
+            "use_regex": True,
+        }
         body["pre_tokenizer"] = byte_level
         body["decoder"] = byte_level
         body["model"] = _bpe_model(vocab, [f"{a} {b}" for a, b in tok.merges], None)
@@ -57,8 +75,14 @@ def to_hf_dict(tok: Tokenizer) -> dict[str, Any]:
         if tok.mode == "regex":
             from chainrule.tokenizers.word import WORD_PATTERN
 
-            split.append({"type": "Split", "pattern": {"Regex": WORD_PATTERN},
-                          "behavior": "Isolated", "invert": False})
+            split.append(
+                {
+                    "type": "Split",
+                    "pattern": {"Regex": WORD_PATTERN},
+                    "behavior": "Isolated",
+                    "invert": False,
+                }
+            )
         body["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": split}
         if tok.lowercase:
             body["normalizer"] = {"type": "Lowercase"}
@@ -69,8 +93,14 @@ def to_hf_dict(tok: Tokenizer) -> dict[str, Any]:
             "end-of-word marker is a separate symbol, which the tokenizers library cannot "
             "express); use a bytebpe, char or word tokenizer."
         )
-    return {"version": "1.0", "truncation": None, "padding": None, "added_tokens": _added(tok),
-            "post_processor": None, **body}
+    return {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": _added(tok),
+        "post_processor": None,
+        **body,
+    }
 
 
 def export_hf(tok: Tokenizer, path: str | os.PathLike) -> Path:

@@ -68,16 +68,18 @@ def train_tokenizer(
     unknown = set(options) - _OPTIONS[kind]
     if unknown:
         raise ConfigError(
-            f"option {sorted(unknown)[0]!r} does not apply to {kind} tokenizers"
+            f"option {min(unknown)!r} does not apply to {kind} tokenizers"
             + (f" (they take: {', '.join(sorted(_OPTIONS[kind]))})." if _OPTIONS[kind] else ".")
         )
     if vocab_size is not None and vocab_size < 1:
         raise ConfigError(f"vocab_size must be positive, not {vocab_size}.")
     if min_count is not None and min_count < 1:
         raise ConfigError(f"min_count must be at least 1, not {min_count}.")
-    items = list(texts_or_paths) if not isinstance(texts_or_paths, (str, os.PathLike)) else [
-        texts_or_paths
-    ]
+    items = (
+        list(texts_or_paths)
+        if not isinstance(texts_or_paths, (str, os.PathLike))
+        else [texts_or_paths]
+    )
     texts = read_corpus(items)
     if not any(t.strip() for t in texts):
         files = [str(p) for p in items if isinstance(p, os.PathLike)]

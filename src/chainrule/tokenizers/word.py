@@ -101,8 +101,12 @@ class WordTokenizer(Tokenizer):
             if sid is not None:
                 out.append(sid)
             else:
-                out.extend([ids.get(w, unk) if w not in self.special_tokens else unk
-                            for w in self.split(segment)])
+                out.extend(
+                    [
+                        ids.get(w, unk) if w not in self.special_tokens else unk
+                        for w in self.split(segment)
+                    ]
+                )
         return out
 
     def decode(self, ids: Iterable[int], *, skip_special: bool = False) -> str:

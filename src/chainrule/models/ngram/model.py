@@ -165,11 +165,15 @@ class NgramModel(LanguageModel):
         out = t.prob[0].astype(np.float64)[target]
         matched = np.ones(target.shape, dtype=np.int64)
         for k in range(2, self.order + 1):
+            if t.keys[k - 1].size == 0:  # no n-gram of this order (or higher) was seen
+                break
             idx = chain[k - 1][:, 1:]
             hit = idx >= 0
             out = np.where(hit, t.prob[k - 1][np.maximum(idx, 0)], out)
             matched = np.where(hit, k, matched)
         for j in range(1, self.order):
+            if t.keys[j - 1].size == 0:
+                break
             ctx = chain[j - 1][:, :-1]
             use = (ctx >= 0) & (matched <= j)
             out = out + np.where(use, t.backoff[j - 1][np.maximum(ctx, 0)], 0.0)

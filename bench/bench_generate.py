@@ -1,0 +1,92 @@
+"""CPU benchmark: greedy generation, chainrule vs transformers ``generate``, same weights.
+
+A small GPT (chainrule.models.gpt) is built with random weights, copied into a
+``transformers.GPT2LMHeadModel``, and both generate ``--new`` tokens greedily (EOS ignored)
+after the same prompt, at batch 1 and batch 16. Prints tokens/s and the ratio.
+
+    .venv/bin/python bench/bench_generate.py               # 6 x 384 GPT, 50257 vocab, 256 tokens
+    .venv/bin/python bench/bench_generate.py --tiny        # seconds-long smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+
+def build(args):
+    from chainrule.models.gpt import to_hf_gpt2
+    from chainrule.models.neural import build_neural_model
+
+    torch.manual_seed(0)
+    model = build_neural_model(
+        "gpt", vocab_size=args.vocab, bos_id=0, eos_id=1, block_size=args.block,
+        n_layer=args.layers, n_head=args.heads, n_embd=args.width, dropout=0.0,
+    ).eval()
+    return model, to_hf_gpt2(model)
+
+
+def run_chainrule(model, prompts, new):
+    from chainrule.decoding import GenerationConfig, generate
+
+    cfg = GenerationConfig(strategy="greedy", max_new_tokens=new, ignore_eos=True)
+    t = time.perf_counter()
+    out = generate(model, prompts, cfg)
+    dt = time.perf_counter() - t
+    return dt, [o[0].token_ids for o in out]
+
+
+def run_hf(hf, prompts, new, bos):
+    ids = torch.tensor([[bos, *p] for p in prompts])  # prompts of equal length: no padding
+    t = time.perf_counter()
+    with torch.no_grad():
+        out = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new,
+                          min_new_tokens=new, do_sample=False, pad_token_id=bos)
+    dt = time.perf_counter() - t
+    return dt, out[:, ids.shape[1]:].tolist()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--layers", type=int, default=6)
+    ap.add_argument("--heads", type=int, default=6)
+    ap.add_argument("--width", type=int, default=384)
+    ap.add_argument("--vocab", type=int, default=50257)
+    ap.add_argument("--block", type=int, default=512)
+    ap.add_argument("--new", type=int, default=256)
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 16])
+    ap.add_argument("--repeats", type=int, default=2, help="best of N runs")
+    ap.add_argument("--tiny", action="store_true", help="tiny shapes for a smoke test")
+    args = ap.parse_args()
+    if args.tiny:
+        args.layers, args.heads, args.width, args.vocab, args.block, args.new = 2, 2, 32, 100, 64, 16
+        args.repeats = 1
+    import transformers
+
+    model, hf = build(args)
+    print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
+          f"threads {torch.get_num_threads()}; GPT {args.layers}x{args.width}, vocab {args.vocab}, "
+          f"{args.new} new tokens, greedy")
+    g = torch.Generator().manual_seed(1)
+    rows = []
+    for B in args.batches:
+        prompts = torch.randint(2, args.vocab, (B, 8), generator=g).tolist()
+        run_chainrule(model, prompts, 4)  # warm-up both
+        run_hf(hf, prompts, 4, model.bos_id)
+        ours = min(run_chainrule(model, prompts, args.new)[0] for _ in range(args.repeats))
+        theirs = min(run_hf(hf, prompts, args.new, model.bos_id)[0] for _ in range(args.repeats))
+        _, a = run_chainrule(model, prompts, args.new)
+        _, b = run_hf(hf, prompts, args.new, model.bos_id)
+        agree = sum(x == y for ra, rb in zip(a, b) for x, y in zip(ra, rb)) / (B * args.new)
+        tps_ours, tps_hf = B * args.new / ours, B * args.new / theirs
+        rows.append((B, tps_ours, tps_hf, tps_ours / tps_hf, agree))
+    print(f"{'batch':>5} {'chainrule tok/s':>16} {'transformers tok/s':>19} {'ratio':>6} "
+          f"{'same tokens':>11}")
+    for B, a, b, r, agree in rows:
+        print(f"{B:>5} {a:>16.1f} {b:>19.1f} {r:>6.2f} {agree:>11.1%}")
+
+
+if __name__ == "__main__":
+    main()
