@@ -58,8 +58,11 @@ def main() -> None:
     ap.add_argument("--new", type=int, default=256)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 16])
     ap.add_argument("--repeats", type=int, default=2, help="best of N runs")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--tiny", action="store_true", help="tiny shapes for a smoke test")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.tiny:
         args.layers, args.heads, args.width, args.vocab, args.block, args.new = 2, 2, 32, 100, 64, 16
         args.repeats = 1

@@ -35,7 +35,7 @@ def register(sub) -> None:
     d.add_argument("--rungs", default=None,
                    help="comma-separated rungs (default: unigram,bigram,trigram,kn5,ffnn,lstm,gpt)")
     d.add_argument("--budget", default=None, metavar="STEPS|SECONDSs",
-                   help="per neural rung: training steps (300) or seconds (45s); default 25s, "
+                   help="per neural rung: training steps (300) or seconds (45s); default 30s, "
                         "so the demo takes ~2-3 minutes")
     d.add_argument("--pairs", nargs="*", default=(), metavar="BLIMP.jsonl",
                    help="also score BLiMP-format minimal pairs with every rung")

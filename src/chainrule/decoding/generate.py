@@ -175,8 +175,10 @@ def _sample(
             tok = scores.argmax(dim=-1)
         else:
             tok = draw(warp(scores), [generators[k] for k in active])
-        chosen = lp.gather(-1, tok[:, None]).squeeze(-1).float().tolist()
-        tok_list = tok.tolist()
+        # one device -> host copy per step: the ids and their log-probabilities together
+        chosen = lp.gather(-1, tok[:, None]).squeeze(-1).double()
+        host = torch.stack([tok.double(), chosen]).cpu()
+        tok_list, chosen = [int(t) for t in host[0].tolist()], host[1].tolist()
         for k, t, c in zip(active, tok_list, chosen):
             o = outs[k]
             if o.finish_reason is not None:  # rides along in a static batch; ignored

@@ -2,7 +2,7 @@
 
 The budget: at most 5 minutes on 2 CPU cores (we aim for 2-3). The corpus is split by lines
 (80/10/10, contiguous), the ladder is word level with words seen fewer than 3 times mapped to
-``<unk>``, and each neural rung trains for about 25 seconds -- enough to show the table's shape, not to
+``<unk>``, and each neural rung trains for about 30 seconds -- enough to show the table's shape, not to
 reach what these models can do with the bench budgets (see ``bench/RESULTS.md``).
 """
 
@@ -17,7 +17,7 @@ from chainrule.errors import DataError
 from chainrule.evaluation.ladder import DEFAULT_RUNGS, LadderConfig
 
 DEMO_WORDS = ["Shakespeare", "wherefore", "unkindness", "gentlemen", "thou"]
-DEMO_NEURAL_SECONDS = 25.0  # per neural rung, measured by a short probe (see LadderConfig)
+DEMO_NEURAL_SECONDS = 30.0  # per neural rung, measured by a short probe (see LadderConfig)
 DEMO_MAX_STEPS = 5000
 DEMO_MERGES = 10
 

@@ -24,6 +24,7 @@ import io
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -117,6 +118,7 @@ class RungResult:
     pairs_accuracy: float | None = None
     sample: str = ""
     model_dir: str = ""
+    notes: str = ""  # warnings raised while training (e.g. fallback discounts)
 
 
 @dataclass
@@ -225,7 +227,10 @@ def run_ladder(
         res = RungResult(rung)
         t0 = time.perf_counter()
         try:
-            model, directory, info = TRAINERS[rung](data)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                model, directory, info = TRAINERS[rung](data)
+            res.notes = "; ".join(dict.fromkeys(str(w.message) for w in caught))
         except RungSkipped as e:
             res.status, res.reason = "skipped", str(e)
             log(f"  {rung:<8} skipped: {e}")
@@ -273,15 +278,18 @@ def sample_text(model, tokenizer, max_tokens: int, seed: int) -> str:
         from chainrule.decoding import GenerationConfig, generate
     except ImportError:
         return _sample_fallback(model, tokenizer, max_tokens, seed)
-    import warnings
-
-    cfg = GenerationConfig(strategy="sample", max_new_tokens=max_tokens, temperature=1.0,
-                           seed=seed)
-    with warnings.catch_warnings():
-        # a unigram's context is empty, so even <s> is "truncated": expected, not news
-        warnings.simplefilter("ignore")
-        [[out]] = generate(model, [[]], cfg, tokenizer=tokenizer)
-    return " ".join((out.text or "").split())
+    text = ""
+    for attempt in range(5):  # an immediate </s> makes an empty sample: draw again
+        cfg = GenerationConfig(strategy="sample", max_new_tokens=max_tokens, temperature=1.0,
+                               seed=seed + attempt)
+        with warnings.catch_warnings():
+            # a unigram's context is empty, so even <s> is "truncated": expected, not news
+            warnings.simplefilter("ignore")
+            [[out]] = generate(model, [[]], cfg, tokenizer=tokenizer)
+        text = " ".join((out.text or "").split())
+        if text:
+            break
+    return text
 
 
 def _sample_fallback(model, tokenizer, max_tokens: int, seed: int) -> str:
@@ -301,7 +309,8 @@ def _sample_fallback(model, tokenizer, max_tokens: int, seed: int) -> str:
 
 # -- the report ------------------------------------------------------------------------------
 CSV_COLUMNS = ["rung", "family", "status", "test_ppl", "valid_ppl", "bits_per_token",
-               "train_seconds", "steps", "parameters", "pairs_accuracy", "sample", "reason"]
+               "train_seconds", "steps", "parameters", "pairs_accuracy", "sample", "reason",
+               "notes"]
 
 
 def _fmt(v: Any, nd: int = 1) -> str:
@@ -392,6 +401,11 @@ def write_report(data: LadderData, results: Sequence[RungResult]) -> Path:
     for r in results:
         if r.status == "ok":
             md += [f"**{r.rung}**: {r.sample}", ""]
+    notes = [r for r in results if r.notes]
+    if notes:
+        md += ["## Notes from training", ""]
+        md += [f"- **{r.rung}**: {r.notes}" for r in notes]
+        md += [""]
     md += ["Each model is saved under `models/<rung>/`; score your own text with, e.g., "
            "`chainrule eval surprisal models/kn5 --data FILE -o out.csv`.", ""]
     atomic_write_text(out / "report.md", "\n".join(md))

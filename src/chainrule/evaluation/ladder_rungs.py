@@ -17,6 +17,9 @@ import numpy as np
 from chainrule.errors import ChainruleError
 
 
+MIN_STEPS = 60  # a time budget never buys fewer steps than this, even on a crowded machine
+
+
 class RungSkipped(ChainruleError):
     """This rung cannot run here (its family is missing); the message says why."""
 
@@ -24,14 +27,15 @@ class RungSkipped(ChainruleError):
 # The ladder's neural settings: small enough to train on a CPU in the demo's minutes, with the
 # n-gram boundary convention (<s> line </s>, lines concatenated) so perplexities compare.
 NEURAL_DEFAULTS: dict[str, dict[str, Any]] = {
+    # ~256 tokens per step: on a CPU, many small steps beat few large ones in a short budget
     "ffnn": {"order": 5, "n_embd": 64, "n_hidden": 128, "dropout": 0.1,
-             "learning_rate": 2e-3, "block_size": 32, "batch_size": 32},
+             "learning_rate": 3e-3, "block_size": 16, "batch_size": 16},
     "rnn": {"n_layer": 1, "n_embd": 64, "n_hidden": 128, "dropout": 0.1,
-            "learning_rate": 2e-3, "block_size": 32, "batch_size": 16},
+            "learning_rate": 3e-3, "block_size": 16, "batch_size": 16},
     "lstm": {"n_layer": 1, "n_embd": 128, "n_hidden": 128, "dropout": 0.1,
-             "learning_rate": 3e-3, "block_size": 32, "batch_size": 16},
+             "learning_rate": 3e-3, "block_size": 16, "batch_size": 16},
     "gpt": {"n_layer": 2, "n_head": 2, "n_embd": 64, "dropout": 0.1,
-            "learning_rate": 2e-3, "block_size": 48, "batch_size": 16},
+            "learning_rate": 3e-3, "block_size": 32, "batch_size": 8},
 }
 
 
@@ -110,7 +114,8 @@ def _neural(family: str) -> Callable:
         if cfg.neural_seconds > 0 and "max_iters" not in cfg.neural_overrides.get(family, {}):
             ms = _ms_per_step(family, data, train_ids, directory.with_name(f".{family}.probe"))
             # leave ~20% of the budget for the two evaluations inside the run
-            iters = max(20, min(cfg.neural_iters, int(0.8 * 1000 * cfg.neural_seconds / ms)))
+            iters = max(MIN_STEPS, min(cfg.neural_iters,
+                                       int(0.8 * 1000 * cfg.neural_seconds / ms)))
         tc = _train_config(family, data, iters or cfg.neural_iters)
         if val_ids is not None and len(val_ids) <= tc.block_size + 1:
             val_ids = None
@@ -156,18 +161,23 @@ def _train_config(family: str, data, iters: int, **extra: Any):
 
 
 def _ms_per_step(family: str, data, train_ids: np.ndarray, probe: Path) -> float:
-    """Milliseconds per optimiser step on this machine, from a 6-step probe run."""
+    """Milliseconds per optimiser step on this machine, from an 8-step probe run (the first
+    4 steps pay the start-up costs and are not counted)."""
     from chainrule.training.loop import train
+    from chainrule.training.metrics import read_metrics
 
     _fresh(probe)
     try:
-        tc = _train_config(family, data, 6, max_iters=6, lr_decay_iters=6, eval_interval=6,
-                           eval_iters=1, log_interval=3, warmup_iters=1)
+        tc = _train_config(family, data, 8, max_iters=8, lr_decay_iters=8, eval_interval=8,
+                           eval_iters=1, log_interval=4, warmup_iters=1)
         summary = train(tc, train_ids, None, probe, tokenizer=data.tokenizer, progress=False,
                         plot=False)
+        timed = [r["ms_per_iter"] for r in read_metrics(probe / "metrics.jsonl")
+                 if "ms_per_iter" in r]
     finally:
         _fresh(probe)
-    return max(1e-3, float(summary.get("ms_per_iter") or 1000.0))
+    ms = timed[-1] if timed else summary.get("ms_per_iter")
+    return max(1e-3, float(ms or 1000.0))
 
 
 def _stream(seqs: list[list[int]]) -> np.ndarray:
