@@ -43,7 +43,8 @@ class HFGPT2Peer(nn.Module):
 
         cfg = GPT2Config(vocab_size=vocab_size, n_positions=block_size, n_embd=n_embd,
                          n_layer=n_layer, n_head=n_head, resid_pdrop=dropout,
-                         embd_pdrop=dropout, attn_pdrop=dropout, use_cache=False)
+                         embd_pdrop=dropout, attn_pdrop=dropout, use_cache=False,
+                         bos_token_id=None, eos_token_id=None)
         self.hf = GPT2LMHeadModel(cfg)
 
     def forward(self, idx: torch.Tensor, state=None):

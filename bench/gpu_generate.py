@@ -85,11 +85,11 @@ def main() -> None:
         prompts = torch.randint(2, args.vocab, (B, 8), generator=g).tolist()
         ours(prompts, args.new)  # warm-up (captures the CUDA graph for batch B)
         theirs(prompts, 8)
-        t_ours, a = min((timed(lambda: ours(prompts, args.new), device)
+        t_ours, a = min((timed(lambda p=prompts: ours(p, args.new), device)
                          for _ in range(args.repeats)), key=lambda r: r[0])
-        t_hf, b = min((timed(lambda: theirs(prompts, args.new), device)
+        t_hf, b = min((timed(lambda p=prompts: theirs(p, args.new), device)
                        for _ in range(args.repeats)), key=lambda r: r[0])
-        t_eager, c = timed(lambda: ours(prompts, args.new, fast=False), device)
+        t_eager, c = timed(lambda p=prompts: ours(p, args.new, fast=False), device)
         n = B * args.new
         same_hf = sum(x == y for ra, rb in zip(a, b) for x, y in zip(ra, rb)) / n
         same_eager = sum(x == y for ra, rc in zip(a, c) for x, y in zip(ra, rc)) / n

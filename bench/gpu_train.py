@@ -31,10 +31,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train_cpu import DATA, char_ids, hf_factory  # noqa: E402
+from bench_train_cpu import DATA, char_ids, hf_factory
 
-from chainrule.training import make_config, train  # noqa: E402
-from chainrule.training.metrics import read_metrics  # noqa: E402
+from chainrule.training import make_config, train
+from chainrule.training.metrics import read_metrics
 
 
 def steady_ms(metrics_path: Path) -> float:

@@ -144,10 +144,10 @@ def test_bad_settings_are_collected_in_one_error():
     assert len(e.value.problems) == 5
     for word in ("strategy", "top_p", "temperature", "beams", "top_k"):
         assert word in msg
-    for bad in (dict(top_p=0.0), dict(min_p=1.0), dict(repetition_penalty=0.0),
-                dict(max_new_tokens=-1), dict(strategy="greedy", n=2),
-                dict(strategy="beam", num_beams=2, n=3), dict(strategy="beam", top_k=5),
-                dict(stop=("",))):
+    for bad in ({"top_p": 0.0}, {"min_p": 1.0}, {"repetition_penalty": 0.0},
+                {"max_new_tokens": -1}, {"strategy": "greedy", "n": 2},
+                {"strategy": "beam", "num_beams": 2, "n": 3}, {"strategy": "beam", "top_k": 5},
+                {"stop": ("",)}):
         with pytest.raises(ConfigError):
             GenerationConfig(**bad)
     assert GenerationConfig(stop="x").stop == ("x",)

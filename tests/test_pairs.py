@@ -147,3 +147,54 @@ def test_every_blimp_dev_file_reads_and_fields_are_normalised():
     # a uniform model prefers the shorter sentence, nothing else
     expected = sum(len(p.good) < len(p.bad) for p in pairs[::50])
     assert s["overall"]["correct"] == expected
+
+
+def _saved_char_unigram(tmp_path, text="the cat sat on the mat .\nthe dog sat .\n"):
+    from chainrule.tokenizers import train_tokenizer
+
+    tok = train_tokenizer("char", [text])
+    seqs = [[tok.bos_id, *tok.encode(line), tok.eos_id] for line in text.splitlines()]
+    model = UnigramModel(tok.vocab_size, tok.bos_id, tok.eos_id).fit(seqs)
+    d = model.save(tmp_path / "model")
+    tok.save(d / "tokenizer.json")
+    return d
+
+
+def test_cli_json_plot_and_bad_input(tmp_path, capsys):
+    from chainrule.cli import main
+
+    d = _saved_char_unigram(tmp_path)
+    f = _write(tmp_path / "p.jsonl", [_row("the cat", "the cxt"), _row("a cat", "a tac")])
+    assert main(["eval", "pairs", str(d), "--data", str(f), "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "'x'" in err and "p.jsonl:1" in err and "Traceback" not in err  # 'x' is unseen
+    f = _write(tmp_path / "p.jsonl", [_row("the cat", "the tca"), _row("a cat", "a ccat")])
+    args = ["eval", "pairs", str(d), "--data", str(f), "--allow-unk"]
+    if __import__("importlib").util.find_spec("matplotlib"):
+        args += ["--plot", str(tmp_path / "pairs.png")]
+    assert main(args + ["--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    summary = out["models"][str(d)]
+    # unigram: "the tca" has the same letters (a tie: wrong); "a ccat" has one more letter
+    assert summary["overall"]["correct"] == 1 and summary["ties"] == 1
+    if "--plot" in args:
+        assert (tmp_path / "pairs.png").stat().st_size > 0
+    assert main(["eval", "pairs", str(tmp_path), "--data", str(f)]) == 2
+    assert "not a chainrule model directory" in capsys.readouterr().err
+
+
+def test_cli_surprisal_writes_csv(tmp_path, capsys):
+    import csv
+
+    from chainrule.cli import main
+
+    d = _saved_char_unigram(tmp_path)
+    data = tmp_path / "s.txt"
+    data.write_text("the cat\n\nsat .\n")
+    assert main(["eval", "surprisal", str(d), "--data", str(data), "--words",
+                 "-o", str(tmp_path / "o.csv")]) == 0
+    rows = list(csv.DictReader((tmp_path / "o.csv").open()))
+    assert [r["word"] for r in rows] == ["the", "cat", "</s>", "sat", ".", "</s>"]
+    assert [r["sentence_id"] for r in rows] == ["0", "0", "0", "1", "1", "1"]
+    assert main(["eval", "surprisal", str(d), "--data", str(data), "-o",
+                 str(tmp_path / "o.txt")]) == 2

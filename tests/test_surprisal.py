@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 
@@ -112,7 +113,7 @@ def test_spans_partition_the_text_for_round_tripping_tokenizers(text):
         ids = tok.encode(text)
         spans = token_spans(tok, text, ids)
         assert spans[0][0] == 0 and spans[-1][1] == len(text)
-        assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
         assert "".join(text[a:b] for a, b in spans) == text
 
 

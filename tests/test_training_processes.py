@@ -71,7 +71,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
         "the run ended before it could be killed"
     resumed = subprocess.run(chainrule("--family", "gpt", str(text), *args, "-o",
                                        str(tmp_path / "cut"), "--resume", "--json"),
-                             capture_output=True, text=True, env=env(), timeout=300)
+                             check=False, capture_output=True, text=True, env=env(), timeout=300)
     out, err = full.communicate(timeout=300)
     a, b = summary(full, out + err), summary(resumed, resumed.stdout + resumed.stderr)
     assert b["steps"] == a["steps"] == 300
@@ -96,7 +96,7 @@ def test_ddp_two_processes_match_one_with_the_same_global_batch(tmp_path):
     ddp = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          "-m", "chainrule.cli", "train", "--family", "gpt", *args, "-o", str(tmp_path / "two")],
-        capture_output=True, text=True, env=env(), timeout=300)
+        check=False, capture_output=True, text=True, env=env(), timeout=300)
     out, err = single.communicate(timeout=300)
     a = summary(single, out + err)
     assert ddp.returncode == 0, ddp.stdout + ddp.stderr

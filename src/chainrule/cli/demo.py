@@ -66,6 +66,9 @@ def _ladder_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-count", type=int, default=2, metavar="K",
                    help="word tokenizer: words seen fewer than K times are <unk> (default: 2)")
     p.add_argument("--lowercase", action="store_true")
+    p.add_argument("--word-mode", choices=["regex", "whitespace"], default="regex",
+                   help="word tokenizer: split punctuation off (regex) or take pre-tokenised "
+                        "text as is (whitespace)")
     p.add_argument("--pairs", nargs="+", default=(), metavar="BLIMP.jsonl",
                    help="BLiMP-format minimal pairs scored by every rung")
     p.add_argument("--sample-tokens", type=int, default=30, metavar="N")
@@ -134,7 +137,7 @@ def run_ladder_cmd(args: argparse.Namespace) -> int:
         data=tuple(args.data), output=args.output, rungs=_rungs(args.rungs),
         test=tuple(args.test), valid=tuple(args.valid), split=_split(args.split),
         tokenizer_kind=args.tokenizer, vocab_size=args.vocab_size, min_count=args.min_count,
-        lowercase=args.lowercase, neural_iters=steps, neural_seconds=seconds,
+        lowercase=args.lowercase, word_mode=args.word_mode, neural_iters=steps, neural_seconds=seconds,
         neural_overrides=parse_sets(args.set), pairs=tuple(args.pairs),
         sample_tokens=args.sample_tokens, seed=args.seed,
     )

@@ -83,13 +83,13 @@ def beam_search(
             search_lp = repetition_penalty(search_lp, seen, cfg.repetition_penalty)
             search_lp = search_lp.log_softmax(dim=-1)
         base = torch.tensor([h.search for a in active for h in live[a]], device=device)
-        cand = (base[:, None] + search_lp).view(len(active), K * V)
+        cand = (base[:, None] + search_lp).reshape(len(active), K * V)
         n_top = min(2 * K, K * V)
         # a stable sort breaks ties by lowest (beam, token), so one beam is exactly greedy
         top_vals, top_idx = cand.sort(dim=-1, descending=True, stable=True)
         top_vals, top_idx = top_vals[:, :n_top], top_idx[:, :n_top]
         # the model's own (unpenalised) log-probability of each examined extension
-        top_raw = lp.float().view(len(active), K * V).gather(1, top_idx).tolist()
+        top_raw = lp.float().reshape(len(active), K * V).gather(1, top_idx).tolist()
         top_vals, top_idx = top_vals.tolist(), top_idx.tolist()
 
         next_rows, next_tokens, still = [], [], []

@@ -191,7 +191,7 @@ class GPTFastDecoder:
         if g.graph is None:
             try:
                 g.capture(lambda: self._math(g.k, g.v, g.tokens, g.token, g.pos, self.L))
-            except Exception:  # capture unsupported here: run eagerly from now on
+            except RuntimeError:  # capture unsupported here: run eagerly from now on
                 self.cuda_graphs = self.static_batch = False
                 return self.step(state, token)
         g.graph.replay()

@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -53,8 +52,9 @@ class LadderConfig:
         min_count: word tokenizer: words seen fewer times in train become ``<unk>``.
         lowercase: word tokenizer: lowercase the text.
         neural_iters: optimiser steps per neural rung (the most, with ``neural_seconds``).
-        neural_seconds: time budget per neural rung (0: none): a 6-step probe measures the
-            speed and the step count is set to fit ~80% of the budget (the rest: evaluation).
+        neural_seconds: time budget per neural rung (0: none): a first chunk of steps
+            measures the speed, the step total is planned from it, and the rest runs in
+            chunks that stop when the budget is spent (at most ``neural_iters`` steps).
         neural_overrides: ``family -> {key: value}`` over the ladder's neural defaults.
         pairs: BLiMP-format JSONL files scored by every rung.
         sample_tokens: length of each rung's sample.
@@ -71,6 +71,7 @@ class LadderConfig:
     vocab_size: int = 0
     min_count: int = 2
     lowercase: bool = False
+    word_mode: str = "regex"  # word tokenizer: "regex" splits punctuation, "whitespace" doesn't
     neural_iters: int = 1000
     neural_seconds: float = 0.0
     neural_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -156,7 +157,7 @@ def split_lines(lines: list[str], fractions: Sequence[float]) -> tuple[list[str]
     n = len(lines)
     a = int(n * fractions[0])
     b = int(n * (fractions[0] + fractions[1]))
-    c = min(n, int(round(n * sum(fractions))))
+    c = min(n, round(n * sum(fractions)))
     return lines[:a], lines[a:b], lines[b:c]
 
 
@@ -192,7 +193,8 @@ def train_ladder_tokenizer(config: LadderConfig, train_lines: list[str]):
     from chainrule.evaluation.ladder_rungs import train_tokenizer_for
 
     return train_tokenizer_for(config.tokenizer_kind, train_lines, vocab_size=config.vocab_size,
-                               min_count=config.min_count, lowercase=config.lowercase)
+                               min_count=config.min_count, lowercase=config.lowercase,
+                               word_mode=config.word_mode)
 
 
 def perplexity(model, seqs: list[list[int]]) -> tuple[float, float]:
@@ -388,9 +390,9 @@ def write_report(data: LadderData, results: Sequence[RungResult]) -> Path:
         f"tokens (trained on the training lines"
         + (f", words seen fewer than {cfg.min_count} times are `<unk>`"
            if cfg.tokenizer_kind == "word" else "") + ").",
-        f"Test perplexity is per token over {n_test_tokens:,} scored tokens: every line is one "
+        (f"Test perplexity is per token over {n_test_tokens:,} scored tokens: every line is one "
         "sentence `<s> … </s>`, `</s>` counts as a token, `<s>` does not; "
-        f"`<unk>` is {100 * data.unk_rate:.2f}% of the test tokens and is scored like any token.",
+        f"`<unk>` is {100 * data.unk_rate:.2f}% of the test tokens and is scored like any token."),
         "",
         _markdown_table(table_rows(results)),
         "",
@@ -406,8 +408,8 @@ def write_report(data: LadderData, results: Sequence[RungResult]) -> Path:
         md += ["## Notes from training", ""]
         md += [f"- **{r.rung}**: {r.notes}" for r in notes]
         md += [""]
-    md += ["Each model is saved under `models/<rung>/`; score your own text with, e.g., "
-           "`chainrule eval surprisal models/kn5 --data FILE -o out.csv`.", ""]
+    md += [("Each model is saved under `models/<rung>/`; score your own text with, e.g., "
+           "`chainrule eval surprisal models/kn5 --data FILE -o out.csv`."), ""]
     atomic_write_text(out / "report.md", "\n".join(md))
     return out / "report.md"
 

@@ -8,6 +8,7 @@ reports instead of failing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,7 @@ import numpy as np
 
 from chainrule.errors import ChainruleError
 
-
-MIN_STEPS = 60  # a time budget never buys fewer steps than this, even on a crowded machine
+MIN_STEPS = 40  # a time budget never buys fewer steps than this, even on a crowded machine
 
 
 class RungSkipped(ChainruleError):
@@ -40,7 +40,7 @@ NEURAL_DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 def train_tokenizer_for(kind: str, lines: list[str], *, vocab_size: int = 0, min_count: int = 0,
-                        lowercase: bool = False):
+                        lowercase: bool = False, word_mode: str = "regex"):
     """Train the ladder's one tokenizer of ``kind`` on the training lines."""
     try:
         from chainrule.tokenizers import train_tokenizer
@@ -56,6 +56,8 @@ def train_tokenizer_for(kind: str, lines: list[str], *, vocab_size: int = 0, min
         kwargs["min_count"] = min_count
     if lowercase and kind == "word":
         kwargs["lowercase"] = True
+    if kind == "word" and word_mode != "regex":
+        kwargs["mode"] = word_mode
     return train_tokenizer(kind, ["\n".join(lines)], **kwargs)
 
 
@@ -99,7 +101,7 @@ def _neural(family: str) -> Callable:
     def trainer(data) -> tuple[Any, Path | None, dict]:
         try:
             from chainrule.models.base import get_family
-            from chainrule.training.config import TrainConfig
+            from chainrule.training.config import TrainConfig  # noqa: F401  (available?)
             from chainrule.training.loop import train
 
             get_family(family)
@@ -110,23 +112,46 @@ def _neural(family: str) -> Callable:
         train_ids = _stream(data.train_seqs)
         val_ids = _stream(data.valid_seqs) if data.valid_seqs else None
         directory = data.out_dir / "models" / family
-        iters = None
-        if cfg.neural_seconds > 0 and "max_iters" not in cfg.neural_overrides.get(family, {}):
-            ms = _ms_per_step(family, data, train_ids, directory.with_name(f".{family}.probe"))
-            # leave ~20% of the budget for the two evaluations inside the run
-            iters = max(MIN_STEPS, min(cfg.neural_iters,
-                                       int(0.8 * 1000 * cfg.neural_seconds / ms)))
-        tc = _train_config(family, data, iters or cfg.neural_iters)
+        tc = _train_config(family, data, cfg.neural_iters)
         if val_ids is not None and len(val_ids) <= tc.block_size + 1:
             val_ids = None
         _fresh(directory)  # a fresh run each time (the ladder is not resumable)
-        summary = train(tc, train_ids, val_ids, directory, tokenizer=data.tokenizer,
-                        progress=False, plot=False)
+        timed = cfg.neural_seconds > 0 and "max_iters" not in cfg.neural_overrides.get(family, {})
+        if timed:
+            steps = _train_for(family, data, train_ids, val_ids, directory, cfg.neural_seconds)
+        else:
+            summary = train(tc, train_ids, val_ids, directory, tokenizer=data.tokenizer,
+                            progress=False, plot=False)
+            steps = int(summary.get("steps", 0))
         from chainrule.models.base import load_model
 
-        return load_model(directory), directory, {"steps": int(summary.get("steps", 0))}
+        return load_model(directory), directory, {"steps": steps}
 
     return trainer
+
+
+def _train_for(family: str, data, train_ids, val_ids, directory: Path, seconds: float) -> int:
+    """Train within a time budget: a first chunk of ``MIN_STEPS`` steps measures the speed,
+    the step total (and so the LR schedule) is planned from it, and the rest runs in chunks
+    (resuming exactly) that stop once the budget is spent -- so a machine that slows down
+    mid-run overruns by one chunk at most."""
+    from chainrule.training.loop import train
+
+    t0 = time.perf_counter()
+    done = MIN_STEPS
+    cap = data.config.neural_iters
+    first = _train_config(family, data, cap, max_iters=min(done, cap), warmup_iters=done // 2)
+    train(first, train_ids, val_ids, directory, tokenizer=data.tokenizer, progress=False,
+          plot=False)
+    per_step = (time.perf_counter() - t0) / done  # includes start-up: errs on the safe side
+    total = int(min(cap, done + max(0.0, seconds - (time.perf_counter() - t0)) / per_step))
+    chunk = max(MIN_STEPS, (total - done + 2) // 3)
+    while done < total and time.perf_counter() - t0 < seconds:
+        done = min(total, done + chunk)
+        cfg = _train_config(family, data, total, max_iters=done, warmup_iters=MIN_STEPS // 2)
+        train(cfg, train_ids, val_ids, directory, tokenizer=data.tokenizer, resume=True,
+              progress=False, plot=False)
+    return done
 
 
 def _fresh(directory: Path) -> None:
@@ -149,35 +174,15 @@ def _train_config(family: str, data, iters: int, **extra: Any):
     settings = {k: v for k, v in NEURAL_DEFAULTS[family].items() if k in known}
     settings.update(cfg.neural_overrides.get(family, {}))
     iters = int(settings.pop("max_iters", iters))
-    base = dict(
-        family=family, max_iters=iters, lr_decay_iters=iters,
-        warmup_iters=min(100, max(1, iters // 10)), eval_interval=iters, eval_iters=4,
-        log_interval=max(1, iters), boundaries="lines", tokenizer_kind=cfg.tokenizer_kind,
-        seed=cfg.seed, device="cpu",
-    )
+    base = {
+        "family": family, "max_iters": iters, "lr_decay_iters": iters,
+        "warmup_iters": min(100, max(1, iters // 10)), "eval_interval": iters, "eval_iters": 4,
+        "log_interval": max(1, iters), "boundaries": "lines", "tokenizer_kind": cfg.tokenizer_kind,
+        "seed": cfg.seed, "device": "cpu",
+    }
     base.update(settings)
     base.update(extra)
     return TrainConfig(**base)
-
-
-def _ms_per_step(family: str, data, train_ids: np.ndarray, probe: Path) -> float:
-    """Milliseconds per optimiser step on this machine, from an 8-step probe run (the first
-    4 steps pay the start-up costs and are not counted)."""
-    from chainrule.training.loop import train
-    from chainrule.training.metrics import read_metrics
-
-    _fresh(probe)
-    try:
-        tc = _train_config(family, data, 8, max_iters=8, lr_decay_iters=8, eval_interval=8,
-                           eval_iters=1, log_interval=4, warmup_iters=1)
-        summary = train(tc, train_ids, None, probe, tokenizer=data.tokenizer, progress=False,
-                        plot=False)
-        timed = [r["ms_per_iter"] for r in read_metrics(probe / "metrics.jsonl")
-                 if "ms_per_iter" in r]
-    finally:
-        _fresh(probe)
-    ms = timed[-1] if timed else summary.get("ms_per_iter")
-    return max(1e-3, float(ms or 1000.0))
 
 
 def _stream(seqs: list[list[int]]) -> np.ndarray:

@@ -266,9 +266,9 @@ def _score_long(model: LanguageModel, seq: Sequence[int], window: int) -> np.nda
 
 __all__ = [
     "LOG2E",
-    "load_model_and_tokenizer",
     "encode_text",
     "frame",
+    "load_model_and_tokenizer",
     "score_sequences",
     "token_spans",
     "unencodable",

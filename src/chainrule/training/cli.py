@@ -106,8 +106,8 @@ def train(args: argparse.Namespace) -> int:
                            resume=args.resume, progress=not args.json)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
-    summary["train_tokens"] = int(len(train_ids))
-    summary["val_tokens"] = int(len(val_ids)) if val_ids is not None else 0
+    summary["train_tokens"] = len(train_ids)
+    summary["val_tokens"] = len(val_ids) if val_ids is not None else 0
     if args.json:
         from chainrule.cli._output import print_json
 

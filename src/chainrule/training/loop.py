@@ -115,7 +115,7 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig,
         groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
                   {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
     groups = [g for g in groups if len(list(g["params"]))]
-    kw = dict(lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2))
+    kw = {"lr": cfg.learning_rate, "betas": (cfg.beta1, cfg.beta2)}
     for extra in ({"fused": True}, {"foreach": True}, {}):
         try:
             return torch.optim.AdamW(groups, **kw, **extra)
