@@ -31,6 +31,26 @@ def timed(fn, device):
     return time.perf_counter() - t, out
 
 
+def check_fast_path(model, g: torch.Generator, device: torch.device, steps: int = 24) -> None:
+    """The fast decoder (CUDA graph on GPU) must give the model's own step's log-probabilities."""
+    from chainrule.decoding.fast import fast_decoder_for
+
+    fast = fast_decoder_for(model)
+    x = torch.randint(2, model.vocab_size, (4, steps + 4), generator=g).to(device)
+    lengths = torch.tensor([4, 2, 3, 4], device=device)
+    worst = 0.0
+    with torch.no_grad():
+        lp_a, st_a = model.start(x[:, :4], lengths)
+        lp_b, st_b = fast.start(x[:, :4], lengths)
+        for t in range(4, steps + 4):
+            worst = max(worst, (lp_a - lp_b).abs().max().item())
+            lp_a, st_a = model.step(st_a, x[:, t])
+            lp_b, st_b = fast.step(st_b, x[:, t])
+    kind = "CUDA graph" if getattr(fast, "cuda_graphs", False) else "eager"
+    verdict = "ok" if worst < 0.1 else "MISMATCH: do not trust the timings"
+    print(f"fast path ({kind}) vs model.step: max |delta log-prob| = {worst:.2e} ({verdict})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -80,6 +100,7 @@ def main() -> None:
         return out[:, ids.shape[1]:].tolist()
 
     g = torch.Generator().manual_seed(1)
+    check_fast_path(model, g, device)
     rows = []
     for B in args.batches:
         prompts = torch.randint(2, args.vocab, (B, 8), generator=g).tolist()

@@ -105,7 +105,7 @@ def test_long_prompts_are_cut_from_the_left_with_a_warning_or_refused():
     ctx = model.max_context
     long = [2 + i % 10 for i in range(ctx + 5)]
     cfg = GenerationConfig(strategy="greedy", max_new_tokens=3)
-    with pytest.warns(PromptTruncatedWarning, match="longer than the model's context"):
+    with pytest.warns(PromptTruncatedWarning, match="the model conditions on"):
         [[c]] = generate(model, [long], cfg)
     assert c.prompt_ids == long[-ctx:]
     fits = long[-(ctx - 1) :]  # with BOS exactly the context: kept whole, no warning
@@ -232,3 +232,34 @@ def test_cli_bad_options_are_one_sentence_and_exit_2(model_dir, capsys, flags, w
 def test_cli_missing_model_dir(tmp_path, capsys):
     assert chainrule.cli.main(["generate", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_stream_of_several_outputs_matches_the_plain_output(model_dir, capsys):
+    base = ["generate", str(model_dir), "--prompt", "ab", "--prompt", "c", "--n", "2",
+            "--max-tokens", "8", "--seed", "5", "--stop", r"\n", "ce"]
+    assert chainrule.cli.main(base) == 0
+    plain = capsys.readouterr().out
+    assert chainrule.cli.main([*base, "--stream"]) == 0
+    assert capsys.readouterr().out == plain
+    assert plain.count("--- prompt") == 4
+
+
+def test_cli_stop_strings_understand_backslash_escapes():
+    from chainrule.cli.generate import _unescape
+
+    assert _unescape(r"a\nb\tc\\n\x") == "a\nb\tc\\n\\x"
+
+
+def test_a_model_without_context_starts_from_bos_without_a_warning():
+    """An order-1 model reads no context (max_context 0) but still needs BOS to start from."""
+    from chainrule.models.reference import UnigramModel
+
+    model = UnigramModel(TASK.vocab_size).fit(TASK.sequences)
+    model.max_context = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        [[c]] = generate(model, [[]], GenerationConfig(seed=0, max_new_tokens=5))
+    assert c.prompt_ids == [TASK.bos_id]
+    with pytest.warns(PromptTruncatedWarning):
+        [[c]] = generate(model, [[2, 3]], GenerationConfig(seed=0, max_new_tokens=5))
+    assert c.prompt_ids == [3]

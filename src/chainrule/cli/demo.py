@@ -4,6 +4,7 @@ on the bundled Tiny Shakespeare, in a few minutes on a laptop CPU)."""
 from __future__ import annotations
 
 import argparse
+import textwrap
 import time
 
 from chainrule.errors import ConfigError
@@ -65,6 +66,12 @@ def _ladder_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vocab-size", type=int, default=0, metavar="N")
     p.add_argument("--min-count", type=int, default=2, metavar="K",
                    help="word tokenizer: words seen fewer than K times are <unk> (default: 2)")
+    p.add_argument("--vocab-from", choices=["train", "all"], default="train",
+                   help="count words for the vocabulary (and --min-count) in the training lines "
+                        "or in train+valid+test, as Bengio et al. did (default: %(default)s)")
+    p.add_argument("--stream", action="store_true",
+                   help="train and test as one stream each (<s> all lines </s>) instead of one "
+                        "sentence per line (Bengio et al.'s protocol)")
     p.add_argument("--lowercase", action="store_true")
     p.add_argument("--word-mode", choices=["regex", "whitespace"], default="regex",
                    help="word tokenizer: split punctuation off (regex) or take pre-tokenised "
@@ -137,7 +144,8 @@ def run_ladder_cmd(args: argparse.Namespace) -> int:
         data=tuple(args.data), output=args.output, rungs=_rungs(args.rungs),
         test=tuple(args.test), valid=tuple(args.valid), split=_split(args.split),
         tokenizer_kind=args.tokenizer, vocab_size=args.vocab_size, min_count=args.min_count,
-        lowercase=args.lowercase, word_mode=args.word_mode, neural_iters=steps, neural_seconds=seconds,
+        vocab_from=args.vocab_from, stream=args.stream, lowercase=args.lowercase,
+        word_mode=args.word_mode, neural_iters=steps, neural_seconds=seconds,
         neural_overrides=parse_sets(args.set), pairs=tuple(args.pairs),
         sample_tokens=args.sample_tokens, seed=args.seed,
     )
@@ -148,7 +156,8 @@ def _run_and_print(cfg, as_json: bool, header=None) -> int:
     from dataclasses import asdict
 
     from chainrule.cli._output import print_json, print_table
-    from chainrule.evaluation.ladder import run_ladder, table_rows
+    from chainrule.evaluation.ladder import run_ladder
+    from chainrule.evaluation.ladder_report import protocol_text, table_rows, verdict
 
     t0 = time.perf_counter()
     log = (lambda s: None) if as_json else (lambda s: print(s, flush=True))
@@ -163,8 +172,13 @@ def _run_and_print(cfg, as_json: bool, header=None) -> int:
         print_json(out)
         return 0
     print()
-    print("Test perplexity per token (every test line is <s> ... </s>; </s> counts):")
     print_table(table_rows(results))
+    print()
+    print(textwrap.fill(protocol_text(data), width=100))
+    said = verdict(data, results)
+    if said:
+        print()
+        print(textwrap.fill(said, width=100))
     print()
     print("Samples (temperature 1):")
     for r in results:

@@ -37,7 +37,8 @@ def register(sub) -> None:
     p.add_argument("--max-tokens", type=int, default=100, metavar="N",
                    help="most new tokens per output (default 100)")
     p.add_argument("--stop", nargs="+", default=[], metavar="S",
-                   help="stop when the output contains any of these strings (not printed)")
+                   help="stop when the output contains any of these strings (not printed); "
+                        "\\n and \\t mean newline and tab")
     p.add_argument("--seed", type=int, help="random seed (printed with --json when omitted)")
     p.add_argument("--stream", action="store_true", help="print tokens as they are generated")
     p.add_argument("--json", action="store_true", help="print one JSON object with all outputs")
@@ -58,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
         strategy=args.strategy, max_new_tokens=args.max_tokens, temperature=args.temperature,
         top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
         repetition_penalty=args.repetition_penalty, num_beams=args.beams,
-        length_penalty=args.length_penalty, n=args.n, stop=tuple(args.stop), seed=seed,
+        length_penalty=args.length_penalty, n=args.n, stop=tuple(map(_unescape, args.stop)),
+        seed=seed,
         truncate=not args.no_truncate,
     )
     if args.stream and args.json:
@@ -105,6 +107,19 @@ def run(args: argparse.Namespace) -> int:
                               else None))
             print(p + (c.text or ""))
     return 0
+
+
+def _unescape(s: str) -> str:
+    """Shell-friendly escapes in stop strings: backslash-n, backslash-t, double backslash."""
+    out, i = [], 0
+    while i < len(s):
+        if s[i] == "\\" and i + 1 < len(s) and s[i + 1] in "nt\\":
+            out.append({"n": "\n", "t": "\t", "\\": "\\"}[s[i + 1]])
+            i += 2
+        else:
+            out.append(s[i])
+            i += 1
+    return "".join(out)
 
 
 def _header(i: int, j: int, n_prompts: int, n: int, score: float | None) -> str:

@@ -106,8 +106,8 @@ class GenerationConfig:
         sampling_knobs = self._sampling_knobs()
         if self.strategy != "sample" and sampling_knobs:
             out.append(
-                f"{', '.join(sampling_knobs)} only apply to --strategy sample, not "
-                f"{self.strategy}; drop them or sample."
+                f"{', '.join(sampling_knobs)} only affect sampling, not {self.strategy} "
+                "decoding; drop them or use --strategy sample."
             )
         if self.strategy == "greedy" and self.n > 1:
             out.append(

@@ -57,7 +57,8 @@ def prepare_prompts(
                 f"{model.vocab_size}; was it encoded with this model's tokenizer?"
             )
         ids = [model.bos_id, *ids]
-        ctx = model.max_context
+        # every model needs one token to start from, even one that ignores all context
+        ctx = None if model.max_context is None else max(int(model.max_context), 1)
         if ctx is not None and len(ids) > ctx:
             if not truncate:
                 raise ConfigError(
@@ -70,8 +71,8 @@ def prepare_prompts(
     if cut:
         which = f"prompt {cut[0]} is" if len(cut) == 1 else f"{len(cut)} prompts are"
         warnings.warn(
-            f"{which} longer than the model's context of {model.max_context} tokens (with BOS); "
-            f"keeping the last {model.max_context}.",
+            f"{which} longer than the {ctx} tokens (with BOS) the model conditions "
+            f"on; generating from the last {ctx}.",
             PromptTruncatedWarning,
             stacklevel=3,
         )

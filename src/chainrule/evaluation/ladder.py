@@ -1,39 +1,43 @@
 """The model ladder: every generation of language model on one corpus, one vocabulary, one table.
 
 ``run_ladder`` splits a corpus (one sentence per line) into train / valid / test by whole lines,
-trains ONE tokenizer on the training part, then trains each rung (unigram, bigram, trigram,
-order-5 modified Kneser-Ney, feed-forward, LSTM, GPT) on the same ids and scores them the same
-way, so the perplexities are comparable:
+trains ONE tokenizer, then trains each rung (unigram, bigram, trigram, order-5 modified
+Kneser-Ney, feed-forward, LSTM, GPT) on the same ids and scores every rung with the one
+perplexity evaluator (:func:`chainrule.evaluation.perplexity.perplexity`), so the figures
+compare: per token with and without ``<unk>`` targets, per word, bits per byte, the OOV count.
 
-* every test line is one sentence ``<s> ... </s>``; each real token and each ``</s>`` is a
-  scored token (``<s>`` is context only), as SRILM/KenLM count;
-* perplexity = exp(- total log-probability / scored tokens) over the whole test set;
-* text the vocabulary does not cover is ``<unk>``, which every rung scores as a token (the
-  rate is in the report).
+Two boundary conventions (``LadderConfig.stream``):
 
-Rungs that cannot run (a family missing from this install, an error) are reported as skipped
-with the reason; the others still run. The report directory gets ``report.md``,
+* sentences (default): every line is one sentence ``<s> ... </s>``; each token and each
+  ``</s>`` is a scored target, ``<s>`` is context only (SRILM/KenLM's count);
+* stream (Bengio et al. 2003): the training text and the test text are each one sequence,
+  ``<s> line1 line2 ... </s>`` (lines joined by a space), so sentence ends are not tokens and
+  a model's context runs across them.
+
+``vocab_from="all"`` builds the vocabulary (and its ``<unk>`` threshold) from the counts of
+train + valid + test, as Bengio et al. did; the default counts the training lines only.
+
+A rung that fails (a ``ChainruleError`` while training) is reported as skipped with the
+reason; the others still run. The report directory gets ``report.md``,
 ``results.csv``, ``results.json``, ``ladder.png`` (with matplotlib), ``tokenizer.json`` and
 ``models/<rung>/`` (each a model directory usable with ``chainrule eval``/``generate``).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from chainrule.errors import ChainruleError, ConfigError, DataError
-from chainrule.fileio import atomic_write_text, write_json
+from chainrule.evaluation.perplexity import PerplexityReport, perplexity
 
 ALL_RUNGS = ("uniform", "unigram", "bigram", "trigram", "kn5", "ffnn", "rnn", "lstm", "gpt")
 DEFAULT_RUNGS = ("unigram", "bigram", "trigram", "kn5", "ffnn", "lstm", "gpt")
+VOCAB_SOURCES = ("train", "all")
 
 
 @dataclass(frozen=True)
@@ -49,16 +53,21 @@ class LadderConfig:
         split: train/valid/test fractions of the lines of ``data`` when no test files given.
         tokenizer_kind: ``word`` (the lecture's tables), ``char``, ``bpe`` or ``bytebpe``.
         vocab_size: tokenizer vocabulary size (0: the kind's default).
-        min_count: word tokenizer: words seen fewer times in train become ``<unk>``.
+        min_count: word tokenizer: words seen fewer times become ``<unk>``.
+        vocab_from: ``train`` (count words in the training lines) or ``all`` (train + valid +
+            test, Bengio et al.'s vocabulary).
+        stream: train and test as one stream each instead of one sentence per line.
         lowercase: word tokenizer: lowercase the text.
+        word_mode: word tokenizer: ``regex`` splits punctuation off, ``whitespace`` takes
+            pre-tokenised text as it is.
         neural_iters: optimiser steps per neural rung (the most, with ``neural_seconds``).
-        neural_seconds: time budget per neural rung (0: none): a first chunk of steps
-            measures the speed, the step total is planned from it, and the rest runs in
-            chunks that stop when the budget is spent (at most ``neural_iters`` steps).
+        neural_seconds: wall-time budget per neural rung (0: none); see
+            :func:`chainrule.evaluation.ladder_rungs.train_within`.
         neural_overrides: ``family -> {key: value}`` over the ladder's neural defaults.
         pairs: BLiMP-format JSONL files scored by every rung.
         sample_tokens: length of each rung's sample.
         seed: seeds tokenizer ties, neural training and the samples.
+        max_train_lines: 0 (all) or keep only the first N training lines.
     """
 
     data: tuple[str, ...]
@@ -70,15 +79,17 @@ class LadderConfig:
     tokenizer_kind: str = "word"
     vocab_size: int = 0
     min_count: int = 2
+    vocab_from: str = "train"
+    stream: bool = False
     lowercase: bool = False
-    word_mode: str = "regex"  # word tokenizer: "regex" splits punctuation, "whitespace" doesn't
+    word_mode: str = "regex"
     neural_iters: int = 1000
     neural_seconds: float = 0.0
     neural_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     pairs: tuple[str, ...] = ()
     sample_tokens: int = 30
     seed: int = 1337
-    max_train_lines: int = 0  # 0: all; otherwise keep the first N training lines (demo budget)
+    max_train_lines: int = 0
 
     def __post_init__(self) -> None:
         problems = []
@@ -96,6 +107,9 @@ class LadderConfig:
         ):
             problems.append(f"split {self.split} must be three non-negative fractions "
                             "(train, valid, test) with train and test above 0, summing to <= 1.")
+        if self.vocab_from not in VOCAB_SOURCES:
+            problems.append(f"vocab_from {self.vocab_from!r} must be one of "
+                            f"{', '.join(VOCAB_SOURCES)}.")
         if self.neural_iters < 1:
             problems.append(f"neural_iters must be at least 1, got {self.neural_iters}.")
         if problems:
@@ -104,22 +118,35 @@ class LadderConfig:
 
 @dataclass
 class RungResult:
-    """One row of the ladder table."""
+    """One row of the ladder table (test figures from :class:`PerplexityReport`)."""
 
     rung: str
     family: str = ""
     status: str = "ok"  # ok | skipped
     reason: str = ""
-    test_ppl: float | None = None
+    test_ppl: float | None = None  # per token, <unk> targets included
+    test_ppl_excl_oov: float | None = None  # per token, <unk> targets left out
+    test_ppl_per_word: float | None = None  # per whitespace word (+ one end per sequence)
+    test_bits_per_byte: float | None = None
+    test_tokens: int | None = None  # scored targets
+    test_oov: int | None = None  # scored targets that are <unk>
     valid_ppl: float | None = None
-    bits_per_token: float | None = None
-    train_seconds: float | None = None
+    train_seconds: float | None = None  # wall time of training (budget checks, saving included)
     steps: int | None = None  # optimiser steps (neural rungs)
+    tokens_seen: int | None = None  # training tokens processed (n-grams: counted once each)
     parameters: int | None = None
     pairs_accuracy: float | None = None
     sample: str = ""
     model_dir: str = ""
     notes: str = ""  # warnings raised while training (e.g. fallback discounts)
+
+    def set_test(self, report: PerplexityReport) -> None:
+        """Copy the test figures of one perplexity report."""
+        self.test_ppl = report.perplexity
+        self.test_ppl_excl_oov = report.perplexity_excl_oov
+        self.test_ppl_per_word = report.perplexity_per_word
+        self.test_bits_per_byte = report.bits_per_byte
+        self.test_tokens, self.test_oov = report.tokens, report.oov
 
 
 @dataclass
@@ -130,30 +157,33 @@ class LadderData:
     train_lines: list[str]
     valid_lines: list[str]
     test_lines: list[str]
-    train_seqs: list[list[int]]  # each framed <s> ... </s>
+    train_seqs: list[list[int]]  # each framed <s> ... </s> (one sequence when streaming)
     valid_seqs: list[list[int]]
-    test_seqs: list[list[int]]
     config: LadderConfig
     out_dir: Path
+    test_tokens: int = 0  # scored test targets (tokens + one </s> per sequence)
+    test_oov: int = 0  # of which <unk>
 
     @property
     def unk_rate(self) -> float:
-        unk = self.tokenizer.unk_id
-        n = sum(len(s) - 1 for s in self.test_seqs)
-        if unk is None or not n:
-            return 0.0
-        return sum(s.count(unk) for s in self.test_seqs) / n
+        return self.test_oov / self.test_tokens if self.test_tokens else 0.0
+
+    def eval_lines(self, lines: list[str]) -> list[str]:
+        """What the perplexity evaluator scores: the lines, or one line when streaming."""
+        return [" ".join(lines)] if self.config.stream and lines else lines
 
 
 def _read_lines(paths: Sequence[str]) -> list[str]:
-    from chainrule.data import read_text
+    from chainrule.data import iter_lines
 
-    lines = [ln.strip() for p in paths for ln in read_text(p).splitlines()]
-    return [ln for ln in lines if ln]
+    return [ln.strip() for ln in iter_lines(paths) if ln.strip()]
 
 
 def split_lines(lines: list[str], fractions: Sequence[float]) -> tuple[list[str], ...]:
-    """Contiguous split by whole lines: ``[0, a)`` train, ``[a, b)`` valid, ``[b, c)`` test."""
+    """Contiguous split by whole lines: ``[0, a)`` train, ``[a, b)`` valid, ``[b, c)`` test.
+
+    Example: 10 lines, ``(0.8, 0.1, 0.1)`` -> lines 0-7, 8, 9.
+    """
     n = len(lines)
     a = int(n * fractions[0])
     b = int(n * (fractions[0] + fractions[1]))
@@ -162,7 +192,7 @@ def split_lines(lines: list[str], fractions: Sequence[float]) -> tuple[list[str]
 
 
 def prepare(config: LadderConfig) -> LadderData:
-    """Read and split the corpus, train the one tokenizer, frame every line as ``<s> .. </s>``."""
+    """Read and split the corpus, train the one tokenizer, frame the training text."""
     lines = _read_lines(config.data)
     if config.test:
         train, test = lines, _read_lines(config.test)
@@ -178,42 +208,33 @@ def prepare(config: LadderConfig) -> LadderData:
         )
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
-    tok = train_ladder_tokenizer(config, train)
-    tok.save(out / "tokenizer.json")
-
-    def frame(ls: list[str]) -> list[list[int]]:
-        return [[tok.bos_id, *tok.encode(ln), tok.eos_id] for ln in ls]
-
-    return LadderData(tok, train, valid, test, frame(train), frame(valid), frame(test), config,
-                      out)
-
-
-def train_ladder_tokenizer(config: LadderConfig, train_lines: list[str]):
-    """The ladder's one tokenizer, trained on the training lines only."""
     from chainrule.evaluation.ladder_rungs import train_tokenizer_for
 
-    return train_tokenizer_for(config.tokenizer_kind, train_lines, vocab_size=config.vocab_size,
-                               min_count=config.min_count, lowercase=config.lowercase,
-                               word_mode=config.word_mode)
+    counted = train + valid + test if config.vocab_from == "all" else train
+    tok = train_tokenizer_for(config.tokenizer_kind, counted, vocab_size=config.vocab_size,
+                              min_count=config.min_count, lowercase=config.lowercase,
+                              word_mode=config.word_mode)
+    tok.save(out / "tokenizer.json")
+    data = LadderData(tok, train, valid, test, [], [], config, out)
+    data.train_seqs, data.valid_seqs = frame_lines(data, train), frame_lines(data, valid)
+    scored = [tok.encode(ln) for ln in data.eval_lines(test)]
+    data.test_tokens = sum(len(s) + 1 for s in scored)
+    data.test_oov = sum(s.count(tok.unk_id) for s in scored) if tok.unk_id is not None else 0
+    return data
 
 
-def perplexity(model, seqs: list[list[int]]) -> tuple[float, float]:
-    """(perplexity, bits per token) of framed sequences, every target counted once."""
-    from chainrule.evaluation.textscore import score_sequences
-
-    scores = score_sequences(model, seqs)
-    n = sum(len(s) for s in scores)
-    if not n:
-        return float("nan"), float("nan")
-    nll = -sum(float(s.sum()) for s in scores) / n
-    return math.exp(nll), nll / math.log(2)
+def frame_lines(data: LadderData, lines: list[str]) -> list[list[int]]:
+    """``[<s>, ids..., </s>]`` per scored line (:meth:`LadderData.eval_lines`)."""
+    tok = data.tokenizer
+    return [[tok.bos_id, *tok.encode(ln), tok.eos_id] for ln in data.eval_lines(lines)]
 
 
 def run_ladder(
     config: LadderConfig, *, log: Callable[[str], None] = lambda s: None
 ) -> tuple[LadderData, list[RungResult]]:
     """Train and evaluate every rung, write the report, return the data and the rows."""
-    from chainrule.evaluation.ladder_rungs import TRAINERS, RungSkipped
+    from chainrule.evaluation.ladder_report import write_report
+    from chainrule.evaluation.ladder_rungs import TRAINERS
 
     data = prepare(config)
     log(f"corpus: {len(data.train_lines):,} train / {len(data.valid_lines):,} valid / "
@@ -233,23 +254,20 @@ def run_ladder(
                 warnings.simplefilter("always")
                 model, directory, info = TRAINERS[rung](data)
             res.notes = "; ".join(dict.fromkeys(str(w.message) for w in caught))
-        except RungSkipped as e:
-            res.status, res.reason = "skipped", str(e)
-            log(f"  {rung:<8} skipped: {e}")
-            results.append(res)
-            continue
         except ChainruleError as e:
             res.status, res.reason = "skipped", f"failed: {e}"
-            log(f"  {rung:<8} failed: {e}")
+            log(f"  {rung:<8} {res.reason}")
             results.append(res)
             continue
         res.train_seconds = time.perf_counter() - t0
         res.family = model.family
-        res.steps = info.get("steps")
+        res.steps, res.tokens_seen = info.get("steps"), info.get("tokens_seen")
         res.parameters = int(model.num_parameters())
         _evaluate(model, directory, data, res, pairs)
-        log(f"  {rung:<8} test perplexity {res.test_ppl:9.2f}   ({res.train_seconds:.1f} s, "
-            f"{res.parameters:,} parameters)")
+        log(f"  {rung:<8} test perplexity {res.test_ppl:9.2f}   ({res.train_seconds:.1f} s"
+            + (f", {res.steps:,} steps" if res.steps else "")
+            + (f", {res.tokens_seen:,} tokens seen" if res.tokens_seen else "")
+            + f", {res.parameters:,} parameters)")
         results.append(res)
     write_report(data, results)
     return data, results
@@ -258,28 +276,27 @@ def run_ladder(
 def _evaluate(model, directory: Path | None, data: LadderData, res: RungResult, pairs) -> None:
     if hasattr(model, "eval"):
         model.eval()
-    res.test_ppl, res.bits_per_token = perplexity(model, data.test_seqs)
-    if data.valid_seqs:
-        res.valid_ppl = perplexity(model, data.valid_seqs)[0]
-    res.sample = sample_text(model, data.tokenizer, data.config.sample_tokens, data.config.seed)
+    tok = data.tokenizer
+    res.set_test(perplexity(model, tok, data.eval_lines(data.test_lines), name=res.rung))
+    if data.valid_lines:
+        res.valid_ppl = perplexity(model, tok, data.eval_lines(data.valid_lines)).perplexity
+    res.sample = sample_text(model, tok, data.config.sample_tokens, data.config.seed)
     if directory is None:
         directory = data.out_dir / "models" / res.rung
         model.save(directory)
-        data.tokenizer.save(directory / "tokenizer.json")
+        tok.save(directory / "tokenizer.json")
     res.model_dir = str(directory)
     if pairs is not None:
         from chainrule.evaluation.pairs import score_pairs
 
-        scores = score_pairs(model, data.tokenizer, pairs, allow_unk=True)
+        scores = score_pairs(model, tok, pairs, allow_unk=True)
         res.pairs_accuracy = sum(scores.correct) / len(scores.correct)
 
 
 def sample_text(model, tokenizer, max_tokens: int, seed: int) -> str:
-    """One ancestral sample from ``<s>`` (temperature 1), as text."""
-    try:
-        from chainrule.decoding import GenerationConfig, generate
-    except ImportError:
-        return _sample_fallback(model, tokenizer, max_tokens, seed)
+    """One ancestral sample from ``<s>`` (temperature 1), as text, through the decoding path."""
+    from chainrule.decoding import GenerationConfig, generate
+
     text = ""
     for attempt in range(5):  # an immediate </s> makes an empty sample: draw again
         cfg = GenerationConfig(strategy="sample", max_new_tokens=max_tokens, temperature=1.0,
@@ -294,137 +311,16 @@ def sample_text(model, tokenizer, max_tokens: int, seed: int) -> str:
     return text
 
 
-def _sample_fallback(model, tokenizer, max_tokens: int, seed: int) -> str:
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    lp, state = model.start(torch.tensor([[model.bos_id]]))
-    ids = []
-    for _ in range(max_tokens):
-        t = int(torch.multinomial(lp[0].exp(), 1, generator=g))
-        if t == model.eos_id:
-            break
-        ids.append(t)
-        lp, state = model.step(state, torch.tensor([t]))
-    return " ".join(tokenizer.decode(ids).split())
-
-
-# -- the report ------------------------------------------------------------------------------
-CSV_COLUMNS = ["rung", "family", "status", "test_ppl", "valid_ppl", "bits_per_token",
-               "train_seconds", "steps", "parameters", "pairs_accuracy", "sample", "reason",
-               "notes"]
-
-
-def _fmt(v: Any, nd: int = 1) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "—"
-    if isinstance(v, float):
-        return f"{v:,.{nd}f}"
-    if isinstance(v, int):
-        return f"{v:,}"
-    return str(v)
-
-
-def table_rows(results: Sequence[RungResult]) -> list[dict[str, str]]:
-    """The printed/Markdown table: one row per rung."""
-    rows = []
-    for r in results:
-        rows.append({
-            "model": r.rung,
-            "test ppl": _fmt(r.test_ppl),
-            "valid ppl": _fmt(r.valid_ppl),
-            "train s": _fmt(r.train_seconds),
-            "steps": _fmt(r.steps),
-            "params": _fmt(r.parameters),
-            **({"pairs %": _fmt(None if r.pairs_accuracy is None else 100 * r.pairs_accuracy)}
-               if any(x.pairs_accuracy is not None for x in results) else {}),
-            "status": r.status if r.status == "ok" else f"skipped: {r.reason}",
-        })
-    return rows
-
-
-def _markdown_table(rows: list[dict[str, str]]) -> str:
-    cols = list(rows[0])
-    out = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    out += ["| " + " | ".join(r[c].replace("|", "\\|") for c in cols) + " |" for r in rows]
-    return "\n".join(out)
-
-
-def write_report(data: LadderData, results: Sequence[RungResult]) -> Path:
-    """Write report.md, results.csv, results.json and (with matplotlib) ladder.png."""
-    out, cfg = data.out_dir, data.config
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    w.writeheader()
-    for r in results:
-        w.writerow({k: v for k, v in asdict(r).items() if k in CSV_COLUMNS})
-    atomic_write_text(out / "results.csv", buf.getvalue())
-    write_json(out / "results.json", {
-        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
-        "vocab_size": data.tokenizer.vocab_size,
-        "test_unk_rate": data.unk_rate,
-        "results": [asdict(r) for r in results],
-    })
-    ok = [r for r in results if r.status == "ok" and r.test_ppl is not None]
-    plot_note = ""
-    if ok:
-        from chainrule.evaluation.plots import have_matplotlib, plot_perplexity_ladder
-
-        if have_matplotlib():
-            plot_perplexity_ladder([r.rung for r in ok], [r.test_ppl for r in ok],
-                                   out / "ladder.png", unit="per token")
-            plot_note = "![test perplexity per model](ladder.png)\n"
-        else:
-            plot_note = ("(no plot: matplotlib is missing; install it with "
-                         "`pip install 'chainrule[plot]'`)\n")
-    n_test_tokens = sum(len(s) - 1 for s in data.test_seqs)
-    md = [
-        "# The model ladder",
-        "",
-        f"Corpus: {', '.join(cfg.data)} — {len(data.train_lines):,} training, "
-        f"{len(data.valid_lines):,} validation and {len(data.test_lines):,} test lines"
-        + (" (separate test files)" if cfg.test else
-           f" (contiguous split {cfg.split[0]:g}/{cfg.split[1]:g}/{cfg.split[2]:g} by lines)")
-        + ".",
-        f"One {cfg.tokenizer_kind} tokenizer for every model: {data.tokenizer.vocab_size:,} "
-        f"tokens (trained on the training lines"
-        + (f", words seen fewer than {cfg.min_count} times are `<unk>`"
-           if cfg.tokenizer_kind == "word" else "") + ").",
-        (f"Test perplexity is per token over {n_test_tokens:,} scored tokens: every line is one "
-        "sentence `<s> … </s>`, `</s>` counts as a token, `<s>` does not; "
-        f"`<unk>` is {100 * data.unk_rate:.2f}% of the test tokens and is scored like any token."),
-        "",
-        _markdown_table(table_rows(results)),
-        "",
-        plot_note,
-        "## Samples (temperature 1, from `<s>`)",
-        "",
-    ]
-    for r in results:
-        if r.status == "ok":
-            md += [f"**{r.rung}**: {r.sample}", ""]
-    notes = [r for r in results if r.notes]
-    if notes:
-        md += ["## Notes from training", ""]
-        md += [f"- **{r.rung}**: {r.notes}" for r in notes]
-        md += [""]
-    md += [("Each model is saved under `models/<rung>/`; score your own text with, e.g., "
-           "`chainrule eval surprisal models/kn5 --data FILE -o out.csv`."), ""]
-    atomic_write_text(out / "report.md", "\n".join(md))
-    return out / "report.md"
-
-
 __all__ = [
     "ALL_RUNGS",
     "DEFAULT_RUNGS",
+    "VOCAB_SOURCES",
     "LadderConfig",
     "LadderData",
     "RungResult",
-    "perplexity",
+    "frame_lines",
     "prepare",
     "run_ladder",
     "sample_text",
     "split_lines",
-    "table_rows",
-    "write_report",
 ]

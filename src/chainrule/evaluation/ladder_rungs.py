@@ -1,9 +1,9 @@
 """How each rung of the ladder is trained: thin adapters over the families' public APIs.
 
 Each trainer takes the shared :class:`~chainrule.evaluation.ladder.LadderData` and returns a
-fitted model and the directory it already lives in (``None`` when the ladder should save it).
-A rung whose family is not part of this install raises :class:`RungSkipped`, which the ladder
-reports instead of failing.
+fitted model, the directory it already lives in (``None`` when the ladder should save it) and
+what it cost (``steps``, ``tokens_seen``). A trainer that raises a ``ChainruleError`` is
+reported by the ladder as a failed rung; the others still run.
 """
 
 from __future__ import annotations
@@ -15,13 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.errors import ChainruleError
-
-MIN_STEPS = 40  # a time budget never buys fewer steps than this, even on a crowded machine
-
-
-class RungSkipped(ChainruleError):
-    """This rung cannot run here (its family is missing); the message says why."""
+PROBE_STEPS = 30  # a time budget's first chunk: measures the speed (and is the least it buys)
+CHUNK_SECONDS = 5.0  # later chunks; a machine that slows mid-chunk overruns by this much at most
+WARMUP_STEPS = 30  # linear warmup; short CPU runs cannot spare the usual 100+
 
 
 # The ladder's neural settings: small enough to train on a CPU in the demo's minutes, with the
@@ -41,14 +37,9 @@ NEURAL_DEFAULTS: dict[str, dict[str, Any]] = {
 
 def train_tokenizer_for(kind: str, lines: list[str], *, vocab_size: int = 0, min_count: int = 0,
                         lowercase: bool = False, word_mode: str = "regex"):
-    """Train the ladder's one tokenizer of ``kind`` on the training lines."""
-    try:
-        from chainrule.tokenizers import train_tokenizer
-    except ImportError:
-        raise RungSkipped(
-            "the tokenizers are not available in this install of chainrule; the ladder needs "
-            "chainrule.tokenizers.train_tokenizer."
-        ) from None
+    """Train the ladder's one tokenizer of ``kind`` on ``lines``."""
+    from chainrule.tokenizers import train_tokenizer
+
     kwargs: dict[str, Any] = {}
     if vocab_size:
         kwargs["vocab_size"] = vocab_size
@@ -71,43 +62,25 @@ def _uniform(data) -> tuple[Any, Path | None, dict]:
 
 def _ngram(order: int) -> Callable:
     def trainer(data) -> tuple[Any, Path | None, dict]:
-        try:
-            from chainrule.models import ngram
+        """Interpolated modified Kneser-Ney of ``order`` on the framed training ids."""
+        from chainrule.models.ngram import NgramModel
 
-            ngram.NgramModel  # noqa: B018  (the package may be present but incomplete)
-        except (ImportError, AttributeError):
-            if order == 1:  # the reference unigram (add-one) stands in for the n-gram family
-                from chainrule.models.reference import UnigramModel
-
-                tok = data.tokenizer
-                m = UnigramModel(tok.vocab_size, tok.bos_id, tok.eos_id).fit(data.train_seqs)
-                return m, None, {"note": "add-one"}
-            raise RungSkipped("the n-gram family is not available in this install") from None
-        return _fit_ngram(ngram, order, data), None, {}
+        tok = data.tokenizer
+        model = NgramModel(order, "mkn", vocab_size=tok.vocab_size, bos_id=tok.bos_id,
+                           eos_id=tok.eos_id, unk_id=tok.unk_id, pad_id=tok.pad_id)
+        model.fit(data.train_seqs)
+        # an n-gram reads every training token (and </s>) once
+        return model, None, {"tokens_seen": sum(len(s) - 1 for s in data.train_seqs)}
 
     return trainer
-
-
-def _fit_ngram(ngram, order: int, data):
-    """Interpolated modified Kneser-Ney of ``order`` on the framed training ids."""
-    tok = data.tokenizer
-    model = ngram.NgramModel(order, "mkn", vocab_size=tok.vocab_size, bos_id=tok.bos_id,
-                             eos_id=tok.eos_id, unk_id=tok.unk_id, pad_id=tok.pad_id)
-    return model.fit(data.train_seqs)
 
 
 # -- neural rungs -----------------------------------------------------------------------------
 def _neural(family: str) -> Callable:
     def trainer(data) -> tuple[Any, Path | None, dict]:
-        try:
-            from chainrule.models.base import get_family
-            from chainrule.training.config import TrainConfig  # noqa: F401  (available?)
-            from chainrule.training.loop import train
+        from chainrule.models.base import load_model
+        from chainrule.training.loop import train
 
-            get_family(family)
-        except (ImportError, ChainruleError) as e:
-            raise RungSkipped(f"the {family} family or the training engine is not available "
-                              f"in this install ({e})") from None
         cfg = data.config
         train_ids = _stream(data.train_seqs)
         val_ids = _stream(data.valid_seqs) if data.valid_seqs else None
@@ -118,39 +91,55 @@ def _neural(family: str) -> Callable:
         _fresh(directory)  # a fresh run each time (the ladder is not resumable)
         timed = cfg.neural_seconds > 0 and "max_iters" not in cfg.neural_overrides.get(family, {})
         if timed:
-            steps = _train_for(family, data, train_ids, val_ids, directory, cfg.neural_seconds)
+            steps = train_within(family, data, train_ids, val_ids, directory, cfg.neural_seconds)
         else:
             summary = train(tc, train_ids, val_ids, directory, tokenizer=data.tokenizer,
                             progress=False, plot=False)
             steps = int(summary.get("steps", 0))
-        from chainrule.models.base import load_model
-
-        return load_model(directory), directory, {"steps": steps}
+        return load_model(directory), directory, {"steps": steps,
+                                                  "tokens_seen": steps * tc.tokens_per_step}
 
     return trainer
 
 
-def _train_for(family: str, data, train_ids, val_ids, directory: Path, seconds: float) -> int:
-    """Train within a time budget: a first chunk of ``MIN_STEPS`` steps measures the speed,
-    the step total (and so the LR schedule) is planned from it, and the rest runs in chunks
-    (resuming exactly) that stop once the budget is spent -- so a machine that slows down
-    mid-run overruns by one chunk at most."""
+def train_within(family: str, data, train_ids: np.ndarray, val_ids: np.ndarray | None,
+                 directory: Path, seconds: float) -> int:
+    """Train one neural rung within a wall-time budget; return the steps taken.
+
+    A probe of ``PROBE_STEPS`` steps measures the speed; then the run continues in chunks of
+    about ``CHUNK_SECONDS`` (each resumes the checkpoint exactly). Before every chunk the step
+    total is re-planned from the speed of the chunk before (start-up, evaluation and checkpoint
+    included) and the time left, and the cosine schedule is set to end at that total, so the
+    learning rate has decayed when the budget runs out. A machine that slows down mid-run
+    overruns by the extra time of one chunk at most; at least ``PROBE_STEPS`` steps are taken.
+    """
     from chainrule.training.loop import train
 
     t0 = time.perf_counter()
-    done = MIN_STEPS
     cap = data.config.neural_iters
-    first = _train_config(family, data, cap, max_iters=min(done, cap), warmup_iters=done // 2)
-    train(first, train_ids, val_ids, directory, tokenizer=data.tokenizer, progress=False,
-          plot=False)
-    per_step = (time.perf_counter() - t0) / done  # includes start-up: errs on the safe side
-    total = int(min(cap, done + max(0.0, seconds - (time.perf_counter() - t0)) / per_step))
-    chunk = max(MIN_STEPS, (total - done + 2) // 3)
-    while done < total and time.perf_counter() - t0 < seconds:
-        done = min(total, done + chunk)
-        cfg = _train_config(family, data, total, max_iters=done, warmup_iters=MIN_STEPS // 2)
-        train(cfg, train_ids, val_ids, directory, tokenizer=data.tokenizer, resume=True,
+    done, total = 0, cap
+
+    def run_to(step: int) -> None:
+        tc = _train_config(family, data, total, max_iters=step)
+        train(tc, train_ids, val_ids, directory, tokenizer=data.tokenizer, resume=done > 0,
               progress=False, plot=False)
+
+    # the probe: warmup plus a schedule that barely decays yet (total = cap, re-planned below)
+    t = time.perf_counter()
+    run_to(min(PROBE_STEPS, cap))
+    done = min(PROBE_STEPS, cap)
+    per_step = (time.perf_counter() - t) / done
+    while done < total:
+        left = seconds - (time.perf_counter() - t0)
+        total = min(cap, done + int(left / per_step))
+        if total <= done:
+            break
+        chunk = max(1, int(CHUNK_SECONDS / per_step))
+        step = total if total - done < 1.5 * chunk else done + chunk
+        t = time.perf_counter()
+        run_to(step)
+        per_step = (time.perf_counter() - t) / (step - done)
+        done = step
     return done
 
 
@@ -163,22 +152,17 @@ def _fresh(directory: Path) -> None:
 
 def _train_config(family: str, data, iters: int, **extra: Any):
     """The training configuration of a neural rung: the ladder's defaults, then the user's."""
-    import dataclasses
-
     from chainrule.training.config import TrainConfig
 
     cfg = data.config
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    # the ladder's defaults only where this version's TrainConfig has the key; the user's
-    # overrides always (TrainConfig reports unknown keys)
-    settings = {k: v for k, v in NEURAL_DEFAULTS[family].items() if k in known}
+    settings = dict(NEURAL_DEFAULTS[family])
     settings.update(cfg.neural_overrides.get(family, {}))
     iters = int(settings.pop("max_iters", iters))
     base = {
         "family": family, "max_iters": iters, "lr_decay_iters": iters,
-        "warmup_iters": min(100, max(1, iters // 10)), "eval_interval": iters, "eval_iters": 4,
-        "log_interval": max(1, iters), "boundaries": "lines", "tokenizer_kind": cfg.tokenizer_kind,
-        "seed": cfg.seed, "device": "cpu",
+        "warmup_iters": min(WARMUP_STEPS, max(1, iters // 10)), "eval_interval": iters,
+        "eval_iters": 4, "log_interval": max(1, iters), "boundaries": "lines",
+        "tokenizer_kind": cfg.tokenizer_kind, "seed": cfg.seed, "device": "cpu",
     }
     base.update(settings)
     base.update(extra)
@@ -202,4 +186,4 @@ TRAINERS: dict[str, Callable] = {
     "gpt": _neural("gpt"),
 }
 
-__all__ = ["NEURAL_DEFAULTS", "TRAINERS", "RungSkipped", "train_tokenizer_for"]
+__all__ = ["NEURAL_DEFAULTS", "TRAINERS", "train_tokenizer_for", "train_within"]
