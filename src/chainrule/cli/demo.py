@@ -36,8 +36,8 @@ def register(sub) -> None:
     d.add_argument("--rungs", default=None,
                    help="comma-separated rungs (default: unigram,bigram,trigram,kn5,ffnn,lstm,gpt)")
     d.add_argument("--budget", default=None, metavar="STEPS|SECONDSs",
-                   help="per neural rung: training steps (300) or seconds (45s); default 30s, "
-                        "so the demo takes ~2-3 minutes")
+                   help="per neural rung: training steps (300) or seconds (60s); default 40s, "
+                        "so the demo takes about 2.5 minutes")
     d.add_argument("--pairs", nargs="*", default=(), metavar="BLIMP.jsonl",
                    help="also score BLiMP-format minimal pairs with every rung")
     d.add_argument("--json", action="store_true", help="print one JSON object at the end")
@@ -66,7 +66,7 @@ def _ladder_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vocab-size", type=int, default=0, metavar="N")
     p.add_argument("--min-count", type=int, default=2, metavar="K",
                    help="word tokenizer: words seen fewer than K times are <unk> (default: 2)")
-    p.add_argument("--vocab-from", choices=["train", "all"], default="train",
+    p.add_argument("--vocab-from", default="train", metavar="train|all",
                    help="count words for the vocabulary (and --min-count) in the training lines "
                         "or in train+valid+test, as Bengio et al. did (default: %(default)s)")
     p.add_argument("--stream", action="store_true",
@@ -194,7 +194,7 @@ def run_demo_cmd(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     header = show_tokenizers(quiet=args.json)
-    budget = parse_budget(args.budget, max_steps=5000) if args.budget else None
+    budget = parse_budget(args.budget, max_steps=20_000) if args.budget else None
     cfg = demo_config(args.output, rungs=_rungs(args.rungs) if args.rungs else None,
                       budget=budget, pairs=tuple(args.pairs))
     if not args.json:

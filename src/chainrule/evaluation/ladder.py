@@ -233,8 +233,9 @@ def run_ladder(
     config: LadderConfig, *, log: Callable[[str], None] = lambda s: None
 ) -> tuple[LadderData, list[RungResult]]:
     """Train and evaluate every rung, write the report, return the data and the rows."""
+    import torch
+
     from chainrule.evaluation.ladder_report import write_report
-    from chainrule.evaluation.ladder_rungs import TRAINERS
 
     data = prepare(config)
     log(f"corpus: {len(data.train_lines):,} train / {len(data.valid_lines):,} valid / "
@@ -246,31 +247,41 @@ def run_ladder(
 
         pairs = read_pairs(config.pairs)
     results = []
+    threads = torch.get_num_threads()  # a timed neural rung may pick one thread; restored below
     for rung in config.rungs:
-        res = RungResult(rung)
-        t0 = time.perf_counter()
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                model, directory, info = TRAINERS[rung](data)
-            res.notes = "; ".join(dict.fromkeys(str(w.message) for w in caught))
-        except ChainruleError as e:
-            res.status, res.reason = "skipped", f"failed: {e}"
-            log(f"  {rung:<8} {res.reason}")
-            results.append(res)
-            continue
-        res.train_seconds = time.perf_counter() - t0
-        res.family = model.family
-        res.steps, res.tokens_seen = info.get("steps"), info.get("tokens_seen")
-        res.parameters = int(model.num_parameters())
-        _evaluate(model, directory, data, res, pairs)
-        log(f"  {rung:<8} test perplexity {res.test_ppl:9.2f}   ({res.train_seconds:.1f} s"
-            + (f", {res.steps:,} steps" if res.steps else "")
-            + (f", {res.tokens_seen:,} tokens seen" if res.tokens_seen else "")
-            + f", {res.parameters:,} parameters)")
-        results.append(res)
+            results.append(_run_rung(rung, data, pairs, log))
+        finally:
+            torch.set_num_threads(threads)
     write_report(data, results)
     return data, results
+
+
+def _run_rung(rung: str, data: LadderData, pairs, log: Callable[[str], None]) -> RungResult:
+    """Train, score, sample and save one rung (a failure becomes a skipped row)."""
+    from chainrule.evaluation.ladder_rungs import TRAINERS
+
+    res = RungResult(rung)
+    t0 = time.perf_counter()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model, directory, info = TRAINERS[rung](data)
+        res.notes = "; ".join(dict.fromkeys(str(w.message) for w in caught))
+    except ChainruleError as e:
+        res.status, res.reason = "skipped", f"failed: {e}"
+        log(f"  {rung:<8} {res.reason}")
+        return res
+    res.train_seconds = time.perf_counter() - t0
+    res.family = model.family
+    res.steps, res.tokens_seen = info.get("steps"), info.get("tokens_seen")
+    res.parameters = int(model.num_parameters())
+    _evaluate(model, directory, data, res, pairs)
+    log(f"  {rung:<8} test perplexity {res.test_ppl:9.2f}   ({res.train_seconds:.1f} s"
+        + (f", {res.steps:,} steps" if res.steps else "")
+        + (f", {res.tokens_seen:,} tokens seen" if res.tokens_seen else "")
+        + f", {res.parameters:,} parameters)")
+    return res
 
 
 def _evaluate(model, directory: Path | None, data: LadderData, res: RungResult, pairs) -> None:

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from chainrule.data.readers import iter_lines
 from chainrule.errors import DataError
@@ -147,15 +148,20 @@ def perplexity_of_file(
 
 
 def evaluate_perplexity(
-    model_dirs: Sequence[str | os.PathLike], data: str | os.PathLike
+    model_dirs: Sequence[str | os.PathLike], data: str | os.PathLike, *, device: str = "cpu"
 ) -> list[PerplexityReport]:
-    """Perplexity of each saved model directory (any family) on one text file."""
+    """Perplexity of each saved model directory (any family) on one text file.
+
+    ``device`` places neural models (e.g. ``"cuda"``); count-based models always run on the CPU.
+    """
     lines = list(iter_lines([data]))
     if not lines:
         raise DataError(f"{str(data)!r} is empty; pass a file with one sentence per line.")
     reports = []
     for d in model_dirs:
         model, tok = load_model_and_tokenizer(d)
+        if isinstance(model, torch.nn.Module):
+            model.to(device)
         reports.append(perplexity(model, tok, lines, name=str(Path(d))))
     return reports
 

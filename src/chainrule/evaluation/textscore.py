@@ -27,6 +27,7 @@ LOG2E = 1.0 / math.log(2.0)  # nats -> bits
 
 # cap on the size of one (B, T, V) float32 log-prob tensor, in bytes
 _MAX_BATCH_BYTES = 256 * 2**20
+SCORE_WINDOW = 1024  # tokens per call when a bounded-context model scores a long sequence
 
 
 def load_model_and_tokenizer(directory: str | os.PathLike) -> tuple[LanguageModel, Tokenizer]:
@@ -240,11 +241,13 @@ def score_sequences(
 
 
 def _window(model: LanguageModel) -> int | None:
-    # Models with a bounded context (n-grams, FFNN, GPT) are scored in windows of at least 64
-    # tokens; each target keeps at least half a window (>= max_context for n-grams) of context.
+    # Models with a bounded context (n-grams, FFNN, GPT) score a sequence longer than this in
+    # windows; each target of a later window keeps half a window of context (>= max_context,
+    # so n-gram and FFNN scores are exact). Large windows keep a long text (a corpus scored as
+    # one stream) to few calls.
     if model.max_context is None:
         return None
-    return max(int(model.max_context), 64)
+    return max(int(model.max_context), SCORE_WINDOW)
 
 
 def _score_long(model: LanguageModel, seq: Sequence[int], window: int) -> np.ndarray:
@@ -257,8 +260,7 @@ def _score_long(model: LanguageModel, seq: Sequence[int], window: int) -> np.nda
         end = min(n, begin + window)
         x = torch.as_tensor([list(seq[begin:end])], dtype=torch.long, device=model.device)
         lp = model.token_logprobs(x)[0].double().cpu().numpy()  # lp[k]: target begin + k + 1
-        for t in range(done + 1, end):
-            res[t - 1] = lp[t - begin - 1]
+        res[done : end - 1] = lp[done - begin : end - begin - 1]  # targets done+1 .. end-1
         done = end - 1
         begin = end - keep
     return res
