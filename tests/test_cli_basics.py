@@ -51,7 +51,7 @@ def test_missing_files_give_one_sentence(argv, tmp_path):
     if not any(p[0] == argv[0] for p in _subcommand_paths()):
         pytest.skip(f"{argv[0]} not available")
     r = subprocess.run(
-        [sys.executable, "-m", "chainrule.cli", *argv], capture_output=True, text=True
+        [sys.executable, "-m", "chainrule.cli", *argv], capture_output=True, text=True, check=False
     )
     assert r.returncode != 0
     assert "Traceback" not in r.stderr
@@ -61,8 +61,8 @@ def test_missing_files_give_one_sentence(argv, tmp_path):
 
 def test_model_directory_of_another_tool(tmp_path, capsys):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
-    from chainrule.errors import ModelFormatError
     import chainrule
+    from chainrule.errors import ModelFormatError
 
     with pytest.raises(ModelFormatError, match="not a chainrule model config"):
         chainrule.load_model(tmp_path)

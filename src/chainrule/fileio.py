@@ -89,6 +89,7 @@ def write_safetensors(
 
 def read_safetensors(path: str | os.PathLike) -> dict:
     """Load a safetensors file; a missing or corrupt file becomes a ModelFormatError."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from chainrule.errors import ModelFormatError
@@ -98,7 +99,7 @@ def read_safetensors(path: str | os.PathLike) -> dict:
         raise ModelFormatError(f"{str(path)!r} is missing; the model directory is incomplete.")
     try:
         return load_file(str(path))
-    except Exception as e:  # safetensors raises several exception types for a corrupt header
+    except (SafetensorError, OSError, ValueError) as e:
         raise ModelFormatError(
             f"{str(path)!r} is not a readable safetensors file ({e}); the checkpoint is "
             "corrupt or truncated."

@@ -98,7 +98,8 @@ def verdict(data: LadderData, results: Sequence[RungResult]) -> str:
             f"{train_tokens:,} training tokens exactly once in seconds, while the best neural "
             f"model took {best_nn.steps:,} gradient steps over {best_nn.tokens_seen:,} tokens "
             f"(≈{epochs:.1f} passes) in {best_nn.train_seconds:.0f} s, far from converged; "
-            "given many passes (a larger --budget, or a GPU) the neural models overtake them.")
+            "with more passes (a larger --budget, or a GPU) neural models usually overtake "
+            "n-grams.")
 
 
 def _markdown_table(rows: list[dict[str, str]]) -> str:
