@@ -19,6 +19,7 @@ Run by hand (never from tests):
 
     .venv/bin/python bench/bench_ladder.py --rungs trigram,kn5              # n-grams, ~30 s
     .venv/bin/python bench/bench_ladder.py --budget 6000 --device cuda      # the full ladder
+    .venv/bin/python bench/bench_ladder.py --tiny --budget 10 --data DIR     # CPU smoke test
 
 Targets: our order-3 / order-5 within 1% of KenLM; ffnn below kn5; lstm and gpt below ffnn.
 """
@@ -71,6 +72,8 @@ def main() -> None:
     ap.add_argument("-o", "--output", default=os.path.join(tempfile.gettempdir(),
                                                            "chainrule-brown-ladder"))
     ap.add_argument("--data", default=str(BROWN))
+    ap.add_argument("--tiny", action="store_true",
+                    help="tiny neural models: a CPU smoke test of this script, not a result")
     args = ap.parse_args()
 
     from chainrule.evaluation.ladder import LadderConfig, run_ladder
@@ -89,6 +92,10 @@ def main() -> None:
             overrides[fam] = {**keep, "device": args.device}
     except Exception as e:  # noqa: BLE001 - the bench still runs the n-grams
         print(f"(no Brown presets: {e})")
+    if args.tiny:
+        small = {"n_embd": 16, "n_hidden": 16, "n_layer": 1, "n_head": 2, "block_size": 16,
+                 "batch_size": 4, "eval_iters": 2, "warmup_iters": 2, "device": args.device}
+        overrides = {fam: {**overrides.get(fam, {}), **small} for fam in presets}
     cfg = LadderConfig(
         data=(str(d / "train.txt"),), valid=(str(d / "valid.txt"),), test=(str(d / "test.txt"),),
         output=args.output, rungs=tuple(args.rungs.split(",")), tokenizer_kind="word",

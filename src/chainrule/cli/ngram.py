@@ -42,7 +42,7 @@ def run_table(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"words": list(args.words), "kind": table.kind, "rows": table.values.tolist()})
     else:
-        print(format_table(table))
+        print(format_table(table).rstrip("\n"))
     return 0
 
 

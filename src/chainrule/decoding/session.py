@@ -60,6 +60,9 @@ def prepare_prompts(
         # every model needs one token to start from, even one that ignores all context
         ctx = None if model.max_context is None else max(int(model.max_context), 1)
         if ctx is not None and len(ids) > ctx:
+            if model.markov_window:  # the model never sees further back: nothing is lost
+                out.append(ids[-ctx:])
+                continue
             if not truncate:
                 raise ConfigError(
                     f"prompt {i} is {len(ids)} tokens (with BOS) but the model reads at most "

@@ -46,6 +46,9 @@ class LanguageModel(abc.ABC):
         bos_id: id of the beginning-of-sequence token every scored sequence starts with.
         eos_id: id of the end-of-sequence token.
         max_context: the longest left context the model uses (``None`` if unbounded).
+        markov_window: True when the model conditions only on the last ``max_context`` tokens by
+            construction (n-grams, feed-forward): cutting a longer prompt to that window loses
+            nothing, so decoding does it silently instead of warning.
     """
 
     family: str = ""
@@ -53,6 +56,7 @@ class LanguageModel(abc.ABC):
     bos_id: int
     eos_id: int
     max_context: int | None = None
+    markov_window: bool = False
 
     # -- scoring -----------------------------------------------------------------------------
     @abc.abstractmethod

@@ -30,6 +30,8 @@ class FeedForwardLM(NeuralLM):
     Its ``start`` / ``step`` state is the window itself: the last n-1 token ids (B, n-1).
     """
 
+    markov_window = True  # conditions on the last max_context tokens by definition
+
     family = "ffnn"
     config_class = FFNNConfig
 

@@ -22,6 +22,8 @@ class _ContextFreeModel(LanguageModel):
     """A model whose next-token distribution is one fixed vector ``log_p_`` (V,)."""
 
     log_p_: torch.Tensor
+    max_context = 0
+    markov_window = True  # no context at all
 
     def logprobs(self, tokens: torch.Tensor) -> torch.Tensor:
         B, T = tokens.shape

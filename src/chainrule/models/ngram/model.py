@@ -46,6 +46,8 @@ class NgramModel(LanguageModel):
         chunk_tokens: tokens counted per sorted chunk (bounds counting memory).
     """
 
+    markov_window = True  # conditions on the last max_context tokens by definition
+
     family = "ngram"
 
     def __init__(
