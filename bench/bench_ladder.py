@@ -47,15 +47,12 @@ def kenlm_peer(model_dir: Path, lines: list[str], stream: bool) -> float | None:
     except ImportError:
         return None
     from chainrule.evaluation.textscore import load_model_and_tokenizer
-    from chainrule.models.ngram.arpa import write_arpa
-    from chainrule.models.ngram.train import arpa_words
+    from chainrule.models.ngram.train import save_ngram
 
     model, tok = load_model_and_tokenizer(model_dir)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.arpa"
-        omit = [] if model.pad_id is None else [model.pad_id]
-        write_arpa(model.tables, arpa_words(tok, model.vocab_size), path, omit=omit)
-        lm = kenlm.Model(str(path))
+        save_ngram(model, tok, tmp)  # writes model.arpa beside the model
+        lm = kenlm.Model(str(Path(tmp) / "model.arpa"))
     texts = [" ".join(lines)] if stream else lines
     # per-token scores summed in float64 (Model.score sums a long stream in float32)
     total = sum(p for t in texts for p, _, _ in lm.full_scores(t, bos=True, eos=True))
@@ -115,7 +112,8 @@ def main() -> None:
             continue
         peer = kenlm_peer(Path(r.model_dir), data.test_lines, cfg.stream) \
             if r.rung in ("bigram", "trigram", "kn5") else None
-        ref = KENLM.get(r.rung) if args.protocol == "bengio" else None
+        brown = Path(args.data).resolve() == BROWN.resolve()
+        ref = KENLM.get(r.rung) if args.protocol == "bengio" and brown else None
         cells = [f"{r.test_ppl:9.2f}",
                  f"{peer:9.2f}" if peer else f"{'':>9}",
                  f"{r.test_ppl / peer:7.4f}" if peer else f"{'':>7}",

@@ -147,7 +147,8 @@ def train_within(family: str, data, train_ids: np.ndarray, val_ids: np.ndarray |
     done, threads = step, 1
     left = seconds - (time.perf_counter() - t0)
     if many > 1 and done + TRY_STEPS <= cap and 4 * TRY_STEPS * per_step < 0.2 * left:
-        _, pure = run_to(done + TRY_STEPS, many)
+        # a resumed call's start-up is what later chunks pay; the probe's included one-off costs
+        overhead, pure = run_to(done + TRY_STEPS, many)
         done += TRY_STEPS
         if pure < 0.9 * per_step:
             threads, per_step = many, pure

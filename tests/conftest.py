@@ -1,0 +1,22 @@
+"""Suite-wide settings.
+
+Every test runs one intra-op thread. The suite's models are tiny, so a second thread brings no
+speed, while ``pytest -n 2`` on 2 cores (or any other load on the box) oversubscribes the CPUs
+and each op's OpenMP barrier then waits for a descheduled thread: a tiny GPT's fit took 5-12 s
+instead of 0.2 s. ``OMP_NUM_THREADS`` also reaches the ``chainrule`` subprocesses some tests start.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["OMP_NUM_THREADS"] = "1"  # before torch is imported, and for subprocesses
+os.environ["MKL_NUM_THREADS"] = "1"
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+try:
+    torch.set_num_interop_threads(1)
+except RuntimeError:  # already set, or inter-op work already started in this process
+    pass
