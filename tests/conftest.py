@@ -20,3 +20,13 @@ try:
     torch.set_num_interop_threads(1)
 except RuntimeError:  # already set, or inter-op work already started in this process
     pass
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the tests marked ``slow`` first (the sort is stable, so the rest keep their order).
+
+    Under ``pytest -n 2`` a long test started last runs alone at the end while the other worker
+    idles: the subprocess tests of ``test_training_processes.py`` ended the run that way. Started
+    first, they overlap with the many short tests instead.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # several subprocesses each: tests/conftest.py starts these first
+
 TINY = ["n_layer=1", "n_head=2", "n_embd=16", "block_size=16", "batch_size=4",
         "eval_iters=2", "warmup_iters=5", "learning_rate=3e-3", "log_interval=10",
         "device=cpu", "seed=7"]
