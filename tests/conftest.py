@@ -13,7 +13,7 @@ import os
 os.environ["OMP_NUM_THREADS"] = "1"  # before torch is imported, and for subprocesses
 os.environ["MKL_NUM_THREADS"] = "1"
 
-import torch  # noqa: E402
+import torch
 
 torch.set_num_threads(1)
 try:

@@ -46,12 +46,20 @@ def summary(proc: subprocess.CompletedProcess | subprocess.Popen, out: str) -> d
     return json.loads(out.strip().splitlines()[-1])
 
 
-def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
+def in_process(capsys, *args: str) -> dict:
+    """Run ``chainrule train`` in this process (a reference run: one torch start-up fewer)."""
+    from chainrule.cli import main
+
+    capsys.readouterr()
+    code = main(["train", *args])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, capsys):
     text = corpus(tmp_path)
     args = [*TINY, "dropout=0.1", "max_iters=300", "eval_interval=25", "lr_decay_iters=300"]
-    full = subprocess.Popen(chainrule("--family", "gpt", "--kind", "char", str(text), *args,
-                                      "-o", str(tmp_path / "full"), "--json"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
     victim = subprocess.Popen(chainrule("--family", "gpt", "--kind", "char", str(text), *args,
                                         "-o", str(tmp_path / "cut"), "--json"),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
@@ -71,18 +79,23 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     victim.wait()
     assert killed_at is not None and victim.returncode == -signal.SIGKILL, \
         "the run ended before it could be killed"
-    resumed = subprocess.run(chainrule("--family", "gpt", str(text), *args, "-o",
-                                       str(tmp_path / "cut"), "--resume", "--json"),
-                             check=False, capture_output=True, text=True, env=env(), timeout=300)
-    out, err = full.communicate(timeout=300)
-    a, b = summary(full, out + err), summary(resumed, resumed.stdout + resumed.stderr)
+    resumed = subprocess.Popen(chainrule("--family", "gpt", str(text), *args, "-o",
+                                         str(tmp_path / "cut"), "--resume", "--json"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+    try:  # the uninterrupted run, in this process while the resumed one runs
+        a = in_process(capsys, "--family", "gpt", "--kind", "char", str(text), *args,
+                       "-o", str(tmp_path / "full"), "--json")
+        out, err = resumed.communicate(timeout=300)
+    finally:
+        resumed.kill()  # a no-op once it has ended
+    b = summary(resumed, out + err)
     assert b["steps"] == a["steps"] == 300
     assert b["last_loss"] == pytest.approx(a["last_loss"], abs=1e-6)
     assert b["final_val_loss"] == pytest.approx(a["final_val_loss"], abs=1e-6)
     assert b["best_val_loss"] == pytest.approx(a["best_val_loss"], abs=1e-6)
 
 
-def test_ddp_two_processes_match_one_with_the_same_global_batch(tmp_path):
+def test_ddp_two_processes_match_one_with_the_same_global_batch(tmp_path, capsys):
     pytest.importorskip("torch.distributed")
     import torch.distributed as dist
 
@@ -92,17 +105,17 @@ def test_ddp_two_processes_match_one_with_the_same_global_batch(tmp_path):
     # global batch: 2 micro-batches of 4 windows; one process does both, or each does one
     args = ["--kind", "char", "--json", *TINY, "dropout=0", "max_iters=30", "eval_interval=30",
             "lr_decay_iters=30", "gradient_accumulation_steps=2", str(text)]
-    single = subprocess.Popen(chainrule("--family", "gpt", *args, "-o", str(tmp_path / "one")),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=env())
-    ddp = subprocess.run(
+    ddp = subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          "-m", "chainrule.cli", "train", "--family", "gpt", *args, "-o", str(tmp_path / "two")],
-        check=False, capture_output=True, text=True, env=env(), timeout=300)
-    out, err = single.communicate(timeout=300)
-    a = summary(single, out + err)
-    assert ddp.returncode == 0, ddp.stdout + ddp.stderr
-    b = json.loads([ln for ln in ddp.stdout.splitlines() if ln.startswith("{")][-1])
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+    try:  # the one-process run, in this process while torchrun runs
+        a = in_process(capsys, "--family", "gpt", *args, "-o", str(tmp_path / "one"))
+        out, err = ddp.communicate(timeout=300)
+    finally:
+        ddp.kill()  # a no-op once it has ended
+    assert ddp.returncode == 0, out + err
+    b = json.loads([ln for ln in out.splitlines() if ln.startswith("{")][-1])
     assert b["world_size"] == 2 and a["world_size"] == 1
     assert b["last_loss"] == pytest.approx(a["last_loss"], abs=1e-5)
     assert b["final_val_loss"] == pytest.approx(a["final_val_loss"], abs=1e-5)
