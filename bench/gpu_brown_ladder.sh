@@ -1,3 +1,11 @@
+#!/usr/bin/env bash
+# Brown word-level table for issue 4 on a CUDA machine: FFNN, LSTM and GPT (brown-* presets) and
+# order-3/5 modified Kneser-Ney under ONE vocabulary (the presets' word tokenizer, reused by the
+# n-grams), then test perplexity of all five with `chainrule eval ppl`.
+# Needs a copy of ../shared/data/brown/*.txt in devdata/brown/ (the device machine only receives the
+# repository). Run from the repository root:
+#   ITERS=2500 TLIM=80 DEV=cuda bash bench/gpu_brown_ladder.sh       (results in bench/RESULTS.md)
+#   ITERS=5 DEV=cpu EXTRA="batch_size=2 block_size=8 eval_iters=2" bash bench/gpu_brown_ladder.sh
 set -u
 export PYTHONPATH=src PYTHONUNBUFFERED=1
 ITERS=${ITERS:-3000}; DEV=${DEV:-cuda}; OUTD=${OUT:-/tmp/bout}; mkdir -p $OUTD runs
