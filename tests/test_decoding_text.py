@@ -131,7 +131,7 @@ def test_bad_prompts():
 def test_scoring_helpers_agree_with_the_full_pass(family):
     model = fitted(family)
     seqs = [[2, 3, 4], [7], [5, 6, 7, 8, 9, 10, 11, 2, 3]]
-    batch = score_tokens(model, seqs, add_eos=True, batch_size=2)
+    batch = score_tokens(model, seqs, add_eos=True, max_tokens=16)
     for s, got in zip(seqs, batch):
         x = torch.tensor([[TASK.bos_id, *s, TASK.eos_id]])
         with torch.no_grad():

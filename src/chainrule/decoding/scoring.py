@@ -19,7 +19,6 @@ from typing import Any
 
 import torch
 
-from chainrule.decoding.session import pad_rows
 from chainrule.models.base import LanguageModel
 
 
@@ -29,9 +28,12 @@ def score_tokens(
     *,
     add_bos: bool = True,
     add_eos: bool = False,
-    batch_size: int = 16,
+    max_tokens: int | None = None,
 ) -> list[torch.Tensor]:
     """Log-probability of every token of every sequence given the tokens before it.
+
+    A thin framing layer over :func:`chainrule.evaluation.textscore.score_sequences`, the one
+    batched scorer that evaluation uses too.
 
     Args:
         model: any ``LanguageModel``.
@@ -39,28 +41,17 @@ def score_tokens(
         add_bos: condition the first token on BOS (True); False scores from the second token
             (the first id is then the context, e.g. when the caller framed the sequence).
         add_eos: also score EOS after the last token.
-        batch_size: sequences per forward pass.
+        max_tokens: cap on batch x length per forward pass (default: sized to the vocabulary).
     Returns:
         One float32 CPU tensor per sequence of length ``len(seq) (+1 with EOS) (-1 without BOS)``.
     """
-    framed = []
-    for s in sequences:
-        ids = [int(t) for t in s]
-        framed.append(([model.bos_id] if add_bos else []) + ids + ([model.eos_id] if add_eos else []))
-    out: list[torch.Tensor] = [torch.zeros(0)] * len(framed)
-    # sort by length so padded batches waste little
-    order = sorted(range(len(framed)), key=lambda i: len(framed[i]))
-    with torch.no_grad():
-        for b in range(0, len(order), batch_size):
-            idx = order[b : b + batch_size]
-            rows = [framed[i] if len(framed[i]) > 0 else [model.eos_id] for i in idx]
-            x, _ = pad_rows(rows, model.eos_id, model.device)
-            if x.shape[1] < 2:
-                continue
-            lp = model.token_logprobs(x).float().cpu()  # (B, T-1)
-            for j, i in enumerate(idx):
-                out[i] = lp[j, : max(len(framed[i]) - 1, 0)].clone()
-    return out
+    from chainrule.evaluation.textscore import score_sequences
+
+    bos = [model.bos_id] if add_bos else []
+    eos = [model.eos_id] if add_eos else []
+    framed = [bos + [int(t) for t in s] + eos for s in sequences]
+    scores = score_sequences(model, framed, max_tokens=max_tokens)
+    return [torch.from_numpy(a).float() for a in scores]
 
 
 def continuation_logprob(
@@ -74,7 +65,7 @@ def score_continuations(
     model: LanguageModel,
     pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
     *,
-    batch_size: int = 16,
+    max_tokens: int | None = None,
 ) -> list[float]:
     """Summed log-probability of each continuation given BOS + its prompt.
 
@@ -84,7 +75,7 @@ def score_continuations(
         One float per pair (0.0 for an empty continuation).
     """
     seqs = [list(p) + list(c) for p, c in pairs]
-    scores = score_tokens(model, seqs, batch_size=batch_size)
+    scores = score_tokens(model, seqs, max_tokens=max_tokens)
     return [float(s[len(p) :].double().sum()) for s, (p, _) in zip(scores, pairs)]
 
 
