@@ -179,6 +179,8 @@ def test_cli_json_plot_and_bad_input(tmp_path, capsys):
     assert summary["overall"]["correct"] == 1 and summary["ties"] == 1
     if "--plot" in args:
         assert (tmp_path / "pairs.png").stat().st_size > 0
+    assert main(args) == 0  # the text table says how many pairs tied
+    assert f"ties (counted wrong): {d} 1;" in capsys.readouterr().out
     assert main(["eval", "pairs", str(tmp_path), "--data", str(f)]) == 2
     assert "not a chainrule model directory" in capsys.readouterr().err
 

@@ -61,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
     rows.append(overall)
     print(f"minimal-pair accuracy (%), method {args.method}; ties count wrong")
     print_table(rows)
+    ties = {m: report.models[m].get("ties", 0) for m in names}
+    if any(ties.values()):
+        print("ties (counted wrong): " + ", ".join(f"{m} {t}" for m, t in ties.items())
+              + "; usually both sentences reduce to the same <unk>s")
     if args.plot:
         print(f"plot written to {args.plot}")
     return 0
