@@ -72,7 +72,8 @@ def test_report_files_and_every_rung_is_finite(ladder):
         assert r.train_seconds is not None and r.train_seconds >= 0
         assert 0.0 <= r.pairs_accuracy <= 1.0
         assert (out / "models" / r.rung / "config.json").is_file()
-    rows = list(csv.DictReader((out / "results.csv").open()))
+    with (out / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
     assert [row["rung"] for row in rows] == [r.rung for r in results]
     md = (out / "report.md").read_text()
     assert "| unigram |" in md and "ladder.png" in md
