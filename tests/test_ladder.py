@@ -104,7 +104,8 @@ def test_ladder_cli_json_and_saved_models_work_with_eval(tmp_path, capsys):
     rc = main(["eval", "surprisal", str(tmp_path / "r" / "models" / "bigram"), "--data",
                str(corpus), "--words", "-o", str(tmp_path / "s.csv")])
     assert rc == 0
-    rows = list(csv.DictReader((tmp_path / "s.csv").open()))
+    with (tmp_path / "s.csv").open() as f:
+        rows = list(csv.DictReader(f))
     assert rows[0]["word"] == "the" and float(rows[0]["surprisal_bits"]) >= 0
 
 
