@@ -195,7 +195,7 @@ def test_cli_surprisal_writes_csv(tmp_path, capsys):
     data.write_text("the cat\n\nsat .\n")
     assert main(["eval", "surprisal", str(d), "--data", str(data), "--words",
                  "-o", str(tmp_path / "o.csv")]) == 0
-    rows = list(csv.DictReader((tmp_path / "o.csv").open()))
+    rows = list(csv.DictReader((tmp_path / "o.csv").read_text().splitlines()))
     assert [r["word"] for r in rows] == ["the", "cat", "</s>", "sat", ".", "</s>"]
     assert [r["sentence_id"] for r in rows] == ["0", "0", "0", "1", "1", "1"]
     assert main(["eval", "surprisal", str(d), "--data", str(data), "-o",

@@ -142,7 +142,7 @@ def test_written_files_hold_every_row(tmp_path, suffix):
     results = sentence_surprisals(model, tok, ["abc de.", "a b"])
     out = write_surprisal(results, tmp_path / f"w{suffix}", words=True)
     if suffix == ".csv":
-        rows = list(csv.DictReader(out.open()))
+        rows = list(csv.DictReader(out.read_text().splitlines()))
     else:
         rows = [json.loads(line) for line in out.open()]
     assert len(rows) == sum(len(r.words) for r in results)
