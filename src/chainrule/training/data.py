@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from chainrule.data.splits import fraction_boundaries
 from chainrule.errors import DataError
 
 # numpy's seed sequences take lists of non-negative ints; these tags keep streams apart
@@ -52,11 +53,10 @@ def split_text(text: str, val_fraction: float, boundaries: str) -> tuple[str, st
     """
     if val_fraction <= 0:
         return text, ""
+    units = text.splitlines(keepends=True) if boundaries == "lines" else text
+    cut = fraction_boundaries(len(units), [1 - val_fraction, val_fraction])[0]
     if boundaries == "lines":
-        lines = text.splitlines(keepends=True)
-        cut = int(len(lines) * (1 - val_fraction))
-        return "".join(lines[:cut]), "".join(lines[cut:])
-    cut = int(len(text) * (1 - val_fraction))
+        return "".join(units[:cut]), "".join(units[cut:])
     return text[:cut], text[cut:]
 
 
