@@ -102,15 +102,6 @@ class MergeTokenizer(Tokenizer):
                 self._core_encoder = False
         return self._core_encoder
 
-    def encode(self, text: str, *, allow_special: bool = False) -> list[int]:
-        out: list[int] = []
-        for segment, sid in self.split_specials(text, allow_special):
-            if sid is not None:
-                out.append(sid)
-            else:
-                out.extend(self.encode_ordinary(segment))
-        return out
-
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode ``text`` with every special spelling treated as plain text."""
         enc = self._encoder()

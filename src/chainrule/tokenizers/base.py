@@ -47,9 +47,19 @@ class Tokenizer(abc.ABC):
     @abc.abstractmethod
     def vocab_size(self) -> int: ...
 
-    @abc.abstractmethod
     def encode(self, text: str, *, allow_special: bool = False) -> list[int]:
         """Text -> ids. With ``allow_special``, special-token spellings in ``text`` map to them."""
+        out: list[int] = []
+        for segment, sid in self.split_specials(text, allow_special):
+            if sid is not None:
+                out.append(sid)
+            else:
+                out.extend(self.encode_ordinary(segment))
+        return out
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Encode ``text`` with every special spelling treated as plain text (each kind's own)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement encode_ordinary")
 
     @abc.abstractmethod
     def decode(self, ids: Iterable[int]) -> str:

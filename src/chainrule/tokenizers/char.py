@@ -56,15 +56,9 @@ class CharTokenizer(Tokenizer):
     def vocab_size(self) -> int:
         return len(self.vocab)
 
-    def encode(self, text: str, *, allow_special: bool = False) -> list[int]:
+    def encode_ordinary(self, text: str) -> list[int]:
         unk, ids = self.special_tokens[UNK], self._ids
-        out: list[int] = []
-        for segment, sid in self.split_specials(text, allow_special):
-            if sid is not None:
-                out.append(sid)
-            else:
-                out.extend([ids.get(c, unk) for c in segment])
-        return out
+        return [ids.get(c, unk) for c in text]
 
     def decode(self, ids: Iterable[int], *, skip_special: bool = False) -> str:
         n = len(SPECIALS) if skip_special else 0
