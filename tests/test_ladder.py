@@ -189,7 +189,7 @@ def test_bengio_protocol_whole_corpus_vocabulary_and_one_stream(tmp_path):
 
 def test_long_stream_scores_like_one_pass(tmp_path):
     """A stream longer than the scoring window gives the same log-probs as one full pass."""
-    from chainrule.evaluation.textscore import SCORE_WINDOW, score_sequences
+    from chainrule.models.scoring import SCORE_WINDOW, score_sequences
     from chainrule.models.ngram import NgramModel
 
     rng = np.random.default_rng(0)

@@ -14,7 +14,10 @@ from hypothesis import strategies as st
 
 from chainrule.errors import ConfigError, ModelFormatError
 from chainrule.models import load_model, neural
-from chainrule.models.neural import NEURAL_FAMILIES, build_neural_model, neural_config_class
+from chainrule.models.base import families
+from chainrule.models.neural import build_neural_model, neural_config_class
+
+NEURAL_FAMILIES = [f.name for f in families(trainer="neural")]
 
 V = 23
 TINY = {

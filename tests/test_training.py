@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 
 from chainrule.errors import ConfigError, DataError, ModelFormatError, TrainingError
 from chainrule.training import checkpoint as ckpt_io
-from chainrule.training.config import TrainConfig, load_preset, make_config, parse_overrides
+from chainrule.training.config import (
+    FIELD_TYPES,
+    TrainConfig,
+    load_preset,
+    make_config,
+    model_key_types,
+    parse_overrides,
+)
 from chainrule.training.data import StreamSampler, WindowSampler, split_text
 from chainrule.training.loop import default_model_factory, get_lr, make_optimizer, train
 
@@ -52,7 +59,8 @@ def tiny(family: str = "gpt", **kw) -> TrainConfig:
         "seed": 3,
     }
     base.update(kw)
-    return make_config(family, overrides=base)
+    keys = {**FIELD_TYPES, **model_key_types(family)}  # each family takes its own keys
+    return make_config(family, overrides={k: v for k, v in base.items() if k in keys})
 
 
 def run(cfg, out, **kw):

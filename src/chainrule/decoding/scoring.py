@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from chainrule.models.base import LanguageModel
+from chainrule.models.scoring import score_sequences
 
 
 def score_tokens(
@@ -32,7 +33,7 @@ def score_tokens(
 ) -> list[torch.Tensor]:
     """Log-probability of every token of every sequence given the tokens before it.
 
-    A thin framing layer over :func:`chainrule.evaluation.textscore.score_sequences`, the one
+    A thin framing layer over :func:`chainrule.models.scoring.score_sequences`, the one
     batched scorer that evaluation uses too.
 
     Args:
@@ -45,8 +46,6 @@ def score_tokens(
     Returns:
         One float32 CPU tensor per sequence of length ``len(seq) (+1 with EOS) (-1 without BOS)``.
     """
-    from chainrule.evaluation.textscore import score_sequences
-
     bos = [model.bos_id] if add_bos else []
     eos = [model.eos_id] if add_eos else []
     framed = [bos + [int(t) for t in s] + eos for s in sequences]

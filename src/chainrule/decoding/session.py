@@ -120,9 +120,7 @@ class DecodingContext:
         self.state: Any = None
         self.impl: Any = model
         if use_cache and fast:
-            from chainrule.decoding.fast import fast_decoder_for
-
-            self.impl = fast_decoder_for(model) or model
+            self.impl = model.fast_decoder() or model
         #: True when dropping finished rows would cost more than decoding them (CUDA graphs)
         self.static_batch = bool(getattr(self.impl, "static_batch", False))
 

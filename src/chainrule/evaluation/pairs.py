@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from chainrule.errors import ConfigError, DataError
-from chainrule.evaluation.textscore import encode_text, frame, score_sequences, token_spans
+from chainrule.models.scoring import score_sequences
+from chainrule.evaluation.textscore import encode_text, frame, token_spans
 from chainrule.models.base import LanguageModel
 from chainrule.tokenizers.base import Tokenizer
 

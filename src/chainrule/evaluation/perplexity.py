@@ -35,7 +35,8 @@ import torch
 
 from chainrule.data.readers import iter_lines
 from chainrule.errors import DataError
-from chainrule.evaluation.textscore import frame, load_model_and_tokenizer, score_sequences
+from chainrule.models.scoring import score_sequences
+from chainrule.evaluation.textscore import frame, load_model_and_tokenizer
 from chainrule.models.base import LanguageModel
 from chainrule.tokenizers.base import Tokenizer
 

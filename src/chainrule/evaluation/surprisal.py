@@ -30,7 +30,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from chainrule.errors import ConfigError
-from chainrule.evaluation.textscore import LOG2E, encode_text, frame, score_sequences, token_spans
+from chainrule.models.scoring import score_sequences
+from chainrule.evaluation.textscore import LOG2E, encode_text, frame, token_spans
 from chainrule.fileio import atomic_open
 from chainrule.models.base import LanguageModel
 from chainrule.tokenizers.base import EOS, Tokenizer

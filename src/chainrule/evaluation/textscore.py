@@ -1,8 +1,9 @@
 """Scoring text with any model: framing, <unk> checks, token character spans, batched log-probs.
 
-Shared by the surprisal and minimal-pair evaluators. Everything here uses only the model
-interface (:meth:`LanguageModel.token_logprobs`) and the tokenizer interface (``encode`` /
-``decode``), so it works for every family and every tokenizer kind.
+Shared by the surprisal and minimal-pair evaluators. Everything here uses only the scorer
+interface (:meth:`Scorer.token_logprobs`, through :func:`chainrule.models.scoring.
+score_sequences`) and the tokenizer interface (``encode`` / ``decode``), so it works for every
+family and every tokenizer kind.
 
 Framing: a sentence is scored as ``<s> tokens... </s>``; the first token is conditioned on
 ``<s>`` only, and ``</s>`` (when included) is one more scored target. ``<s>`` itself is never
@@ -21,13 +22,11 @@ import torch
 
 from chainrule.errors import ModelFormatError, TokenizerError
 from chainrule.models.base import LanguageModel
+from chainrule.models.scoring import score_sequences
 from chainrule.tokenizers.base import Tokenizer
 
 LOG2E = 1.0 / math.log(2.0)  # nats -> bits
 
-# cap on the size of one (B, T, V) float32 log-prob tensor, in bytes
-_MAX_BATCH_BYTES = 256 * 2**20
-SCORE_WINDOW = 1024  # tokens per call when a bounded-context model scores a long sequence
 
 
 def load_model_and_tokenizer(directory: str | os.PathLike) -> tuple[LanguageModel, Tokenizer]:
@@ -185,85 +184,6 @@ def _spans_by_search(tokenizer: Tokenizer, text: str, ids: Sequence[int]) -> lis
             spans.append((pos, j + len(piece)))
             pos = j + len(piece)
     return spans
-
-
-def _max_tokens_per_batch(model: LanguageModel) -> int:
-    return max(64, _MAX_BATCH_BYTES // (4 * max(1, model.vocab_size)))
-
-
-@torch.no_grad()
-def score_sequences(
-    model: LanguageModel, sequences: Sequence[Sequence[int]], *, max_tokens: int | None = None
-) -> list[np.ndarray]:
-    """Log-probability (nats) of every target of every framed sequence.
-
-    Args:
-        model: any language model.
-        sequences: id lists, each starting with ``bos`` (the first id is context only).
-        max_tokens: cap on B*T per forward pass (default: sized so the (B, T, V) log-prob
-            tensor stays under 256 MiB).
-    Returns:
-        for each sequence, a float64 array of length ``len(seq) - 1``:
-        ``out[t] = log P(seq[t+1] | seq[:t+1])``.
-    """
-    max_tokens = max_tokens or _max_tokens_per_batch(model)
-    out: list[np.ndarray | None] = [None] * len(sequences)
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
-    window = _window(model)
-    batch: list[int] = []
-
-    def flush() -> None:
-        if not batch:
-            return
-        T = max(len(sequences[i]) for i in batch)
-        pad = model.eos_id
-        x = torch.full((len(batch), T), pad, dtype=torch.long)
-        for r, i in enumerate(batch):
-            x[r, : len(sequences[i])] = torch.as_tensor(list(sequences[i]), dtype=torch.long)
-        lp = model.token_logprobs(x.to(model.device)).double().cpu().numpy()
-        for r, i in enumerate(batch):
-            out[i] = lp[r, : len(sequences[i]) - 1].copy()
-        batch.clear()
-
-    for i in order:
-        seq = sequences[i]
-        if len(seq) < 2:
-            out[i] = np.zeros(0)
-            continue
-        if window is not None and len(seq) > window:
-            out[i] = _score_long(model, seq, window)
-            continue
-        if batch and (len(batch) + 1) * len(seq) > max_tokens:
-            flush()
-        batch.append(i)
-    flush()
-    return [o if o is not None else np.zeros(0) for o in out]
-
-
-def _window(model: LanguageModel) -> int | None:
-    # Models with a bounded context (n-grams, FFNN, GPT) score a sequence longer than this in
-    # windows; each target of a later window keeps half a window of context (>= max_context,
-    # so n-gram and FFNN scores are exact). Large windows keep a long text (a corpus scored as
-    # one stream) to few calls.
-    if model.max_context is None:
-        return None
-    return max(int(model.max_context), SCORE_WINDOW)
-
-
-def _score_long(model: LanguageModel, seq: Sequence[int], window: int) -> np.ndarray:
-    """Sliding-window scoring of one sequence longer than ``window`` tokens."""
-    n = len(seq)
-    res = np.zeros(n - 1)
-    keep = window // 2  # context every target of a later window keeps (>= max_context)
-    begin, done = 0, 0  # targets 1..done are scored; target t is seq[t] given seq[:t]
-    while done < n - 1:
-        end = min(n, begin + window)
-        x = torch.as_tensor([list(seq[begin:end])], dtype=torch.long, device=model.device)
-        lp = model.token_logprobs(x)[0].double().cpu().numpy()  # lp[k]: target begin + k + 1
-        res[done : end - 1] = lp[done - begin : end - begin - 1]  # targets done+1 .. end-1
-        done = end - 1
-        begin = end - keep
-    return res
 
 
 __all__ = [

@@ -1,44 +1,96 @@
-"""The one interface every model family implements, and the registry that loads them.
+"""The interface every model family implements, split by what a model can do, and the registry.
 
-A model answers "log-probability of each next token given its left context":
+A language model is the chain rule, P(w_1 ... w_n) = prod_t P(w_t | w_<t) -- or, for a
+*conditional* model (the encoder-decoder of translation), P(w_t | x, w_<t) given a source x.
+Three capabilities, each a class a family inherits as far as it can go:
 
-    logprobs(tokens[B, T]) -> [B, T, V]     out[b, t] = log P(next | tokens[b, :t+1])
-    start(prompt[B, T], lengths[B]) -> (logprobs[B, V], state)   # after the last prompt token
-    step(state, token[B]) -> (logprobs[B, V], state)             # after one more token
-    select_state(state, index[K]) -> state                       # keep / reorder batch rows
+    Scorer     token_logprobs(tokens[B, T], lengths[B]=None, source=None) -> [B, T-1]
+               log P of every token after the first (a masked LM: pseudo-log-likelihood,
+               log P(w_t | every other token))
+    Generator  logprobs(tokens[B, T], source=None) -> [B, T, V]   next-token distributions
+    (a Scorer) start(prompt[B, T], lengths[B]=None, source=None) -> (logprobs[B, V], state)
+               step(state, token[B]) -> (logprobs[B, V], state)
+               select_state(state, index[K]) -> state             (beams, dropping rows)
 
-Every distribution is over the model's whole vocabulary and sums to one. Sequences in a batch
-are right-padded; because models are causal, padding never changes the outputs at real
-positions. ``start`` takes the true ``lengths`` so decoding can continue each row from its own
-end. Sentence and document boundaries are explicit tokens (``bos_id`` / ``eos_id``) handled the
-same way by every family.
+Training objectives (``chainrule.training.objectives``) are the third leg: ``loss(model,
+batch)``. Evaluation takes a Scorer; decoding takes a Generator; neither switches on families.
+
+Every distribution is over the model's whole vocabulary and sums to one. Batches are
+right-padded; ``lengths`` gives the real lengths (a causal model may ignore it: padding never
+changes its outputs at real positions; a masked model must not look at the padding). A
+*source* is a right-padded LongTensor (B, S) of source-token ids, or a :class:`Source` that also
+carries the lengths; :func:`as_source` turns id lists into one. Sentence and document
+boundaries are explicit tokens (``bos_id`` / ``eos_id``) handled the same way by every family.
 
 A model on disk is a directory: ``config.json`` (``format``, ``format_version``, ``family`` and
 the family's own fields), its weights (``model.safetensors``, or ``model.arpa`` for n-grams) and
-``tokenizer.json``. ``load_model`` reads ``config.json`` and hands the directory to the family
-registered under that name; loading never executes code from the directory.
+``tokenizer.json`` (plus ``source_tokenizer.json`` for a conditional model). ``load_model``
+reads ``config.json`` and hands the directory to the family registered under that name; loading
+never executes code from the directory.
+
+The registry (:func:`register_family`, :func:`get_family`, :func:`families`) is the one list of
+families: each entry knows its class, its config class (whose fields and defaults are the
+model's settings, reachable from ``chainrule train`` as KEY=VALUE), what the family can do
+(scorer / generator, conditional, masked) and how it is trained.
 """
 
 from __future__ import annotations
 
 import abc
+import importlib
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
-from chainrule.errors import ModelFormatError
+from chainrule.errors import ConfigError, ModelFormatError
 from chainrule.fileio import read_json, write_json
 
 MODEL_FORMAT = "chainrule-model"
 MODEL_FORMAT_VERSION = 1
 
 
-class LanguageModel(abc.ABC):
-    """Base class of every model family. Subclasses set ``family`` and implement the methods.
+class Source(NamedTuple):
+    """A batch of source sequences for a conditional model: ids (B, S) right-padded, lengths (B,)."""
+
+    ids: torch.Tensor
+    lengths: torch.Tensor
+
+
+def as_source(source: Source | torch.Tensor | Sequence[Sequence[int]], pad_id: int = 0,
+              device: torch.device | str | None = None) -> Source:
+    """A :class:`Source` from a Source, a full (B, S) LongTensor, or a list of id lists.
+
+    >>> as_source([[5, 6, 7], [8]], pad_id=0).ids.tolist()
+    [[5, 6, 7], [8, 0, 0]]
+    """
+    if isinstance(source, Source):
+        ids, lengths = source
+    elif isinstance(source, torch.Tensor):
+        if source.dim() != 2:
+            raise ConfigError(f"a source batch must be 2-D (batch, length), got shape "
+                              f"{tuple(source.shape)}.")
+        ids = source
+        lengths = torch.full((source.shape[0],), source.shape[1], dtype=torch.long)
+    else:
+        rows = [[int(t) for t in r] for r in source]
+        if not rows:
+            raise ConfigError("the source batch is empty; pass one source sequence per row.")
+        width = max(1, max(len(r) for r in rows))
+        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
+    if device is not None:
+        ids, lengths = ids.to(device), lengths.to(device)
+    return Source(ids.long(), lengths.long())
+
+
+class Model(abc.ABC):
+    """What every family has: identity, vocabulary, boundaries, persistence.
 
     Attributes:
         family: registry name of the family (``"uniform"``, ``"ngram"``, ``"gpt"``, ...).
@@ -49,6 +101,8 @@ class LanguageModel(abc.ABC):
         markov_window: True when the model conditions only on the last ``max_context`` tokens by
             construction (n-grams, feed-forward): cutting a longer prompt to that window loses
             nothing, so decoding does it silently instead of warning.
+        conditional: True when the model needs a source sequence (P(y | x)).
+        masked: True for a masked (bidirectional) model scored by pseudo-log-likelihood.
     """
 
     family: str = ""
@@ -57,45 +111,8 @@ class LanguageModel(abc.ABC):
     eos_id: int
     max_context: int | None = None
     markov_window: bool = False
-
-    # -- scoring -----------------------------------------------------------------------------
-    @abc.abstractmethod
-    def logprobs(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Next-token log-probabilities at every position.
-
-        Args:
-            tokens: LongTensor of shape (B, T).
-        Returns:
-            FloatTensor of shape (B, T, V); ``out[b, t]`` is log P(token t+1 | tokens[b, :t+1]).
-        """
-
-    def token_logprobs(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Log-probability of each actual next token: (B, T) -> (B, T - 1).
-
-        ``out[b, t] = log P(tokens[b, t+1] | tokens[b, :t+1])``. Families override this when
-        they can score without materialising the (B, T, V) tensor (n-grams, chunked heads).
-        """
-        lp = self.logprobs(tokens[:, :-1])
-        return lp.gather(-1, tokens[:, 1:, None]).squeeze(-1)
-
-    # -- incremental decoding ----------------------------------------------------------------
-    @abc.abstractmethod
-    def start(
-        self, prompt: torch.Tensor, lengths: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, Any]:
-        """Consume a right-padded batch of prompts (B, T), each of length >= 1.
-
-        Returns the next-token log-probabilities after each prompt's last real token (B, V)
-        and an opaque state for :meth:`step`.
-        """
-
-    @abc.abstractmethod
-    def step(self, state: Any, token: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        """Append one token per row (B,) and return the next log-probabilities (B, V)."""
-
-    @abc.abstractmethod
-    def select_state(self, state: Any, index: torch.Tensor) -> Any:
-        """Return the state of rows ``index`` (LongTensor (K,)), in that order (beam search)."""
+    conditional: bool = False
+    masked: bool = False
 
     # -- persistence -------------------------------------------------------------------------
     @abc.abstractmethod
@@ -108,7 +125,7 @@ class LanguageModel(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def from_directory(cls, directory: Path, config: dict[str, Any]) -> LanguageModel:
+    def from_directory(cls, directory: Path, config: dict[str, Any]) -> Model:
         """Rebuild a model from its directory and parsed ``config.json``."""
 
     def save(self, directory: str | os.PathLike) -> Path:
@@ -137,17 +154,143 @@ class LanguageModel(abc.ABC):
         """Number of learned scalars (n-gram models count their stored probabilities)."""
         return 0
 
+    def check_source(self, given: bool) -> None:
+        """Refuse a source for an unconditional model, and its absence for a conditional one."""
+        if given and not self.conditional:
+            raise ConfigError(f"a {self.family} model is not conditional: it takes no source "
+                              "sequence; drop the source.")
+        if not given and self.conditional:
+            raise ConfigError(f"a {self.family} model is conditional: it needs a source "
+                              "sequence (P(y | x)); pass one source per sequence.")
 
+    def _source(self, source: Any, batch: int) -> Source | None:
+        """``source`` as a :class:`Source` on the model's device (None for unconditional models)."""
+        self.check_source(source is not None)
+        if source is None:
+            return None
+        src = as_source(source, getattr(self, "source_pad_id", 0), self.device)
+        if src.ids.shape[0] != batch:
+            raise ConfigError(f"{src.ids.shape[0]} source sequences were given for a batch of "
+                              f"{batch}; pass one source per row.")
+        return src
+
+
+class Scorer(Model):
+    """A model that scores sequences: log P of every token given its context (and source)."""
+
+    @abc.abstractmethod
+    def token_logprobs(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None,
+                       source: Source | torch.Tensor | None = None) -> torch.Tensor:
+        """Log-probability of each token after the first: (B, T) -> (B, T - 1).
+
+        ``out[b, t] = log P(tokens[b, t+1] | tokens[b, :t+1])`` for a left-to-right model
+        (given ``source`` for a conditional one); for a masked model, ``log P(tokens[b, t+1] |
+        every other real token of row b)``. Positions at or beyond ``lengths[b]`` are padding
+        and their outputs are unspecified.
+        """
+
+
+class Generator(Scorer):
+    """A left-to-right model that can also produce next-token distributions incrementally."""
+
+    @abc.abstractmethod
+    def logprobs(self, tokens: torch.Tensor,
+                 source: Source | torch.Tensor | None = None) -> torch.Tensor:
+        """Next-token log-probabilities at every position.
+
+        Args:
+            tokens: LongTensor of shape (B, T).
+            source: the source batch (conditional models only).
+        Returns:
+            FloatTensor of shape (B, T, V); ``out[b, t]`` is log P(token t+1 | tokens[b, :t+1]).
+        """
+
+    def token_logprobs(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None,
+                       source: Source | torch.Tensor | None = None) -> torch.Tensor:
+        """Gathered from :meth:`logprobs`. Families override this when they can score without
+        materialising the (B, T, V) tensor (n-grams, chunked output layers)."""
+        lp = self.logprobs(tokens[:, :-1], source=source)
+        return lp.gather(-1, tokens[:, 1:, None].to(lp.device)).squeeze(-1)
+
+    # -- incremental decoding ----------------------------------------------------------------
+    @abc.abstractmethod
+    def start(self, prompt: torch.Tensor, lengths: torch.Tensor | None = None,
+              source: Source | torch.Tensor | None = None) -> tuple[torch.Tensor, Any]:
+        """Consume a right-padded batch of prompts (B, T), each of length >= 1.
+
+        Returns the next-token log-probabilities after each prompt's last real token (B, V)
+        and an opaque state for :meth:`step` (which holds the encoded source, if any).
+        """
+
+    @abc.abstractmethod
+    def step(self, state: Any, token: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """Append one token per row (B,) and return the next log-probabilities (B, V)."""
+
+    @abc.abstractmethod
+    def select_state(self, state: Any, index: torch.Tensor) -> Any:
+        """Return the state of rows ``index`` (LongTensor (K,)), in that order (beam search)."""
+
+    def fast_decoder(self) -> Any | None:
+        """An object with the same ``start/step/select_state`` that decodes faster, or None.
+
+        The family that owns the weights provides it (so adapters and new options cannot be
+        bypassed); decoding asks for it and falls back to the model's own methods.
+        """
+        return None
+
+
+#: The left-to-right model of the first half of the lecture: a Generator. Kept as the name
+#: every family and most user code already uses.
+LanguageModel = Generator
+
+
+# -- the registry ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FamilyInfo:
+    """One registered family.
+
+    Attributes:
+        name: the name ``config.json`` and ``--family`` use.
+        cls: the model class (a :class:`Scorer`, usually a :class:`Generator`).
+        config_class: the frozen dataclass of its settings (None when the family takes its
+            settings as constructor arguments, like ``ngram``); its defaults are the defaults.
+        trainer: how ``chainrule train`` trains it: ``"neural"`` (the training loop),
+            ``"ngram"`` (counting), or None (not trained by the command line).
+        description: one line for ``--help``.
+    """
+
     name: str
-    cls: type[LanguageModel]
+    cls: type[Model]
+    config_class: type | None = None
+    trainer: str | None = None
     description: str = ""
+    aliases: tuple[str, ...] = field(default=())
+
+    @property
+    def is_generator(self) -> bool:
+        return issubclass(self.cls, Generator)
+
+    @property
+    def conditional(self) -> bool:
+        return bool(self.cls.conditional)
+
+    @property
+    def masked(self) -> bool:
+        return bool(self.cls.masked)
+
+    @property
+    def kind(self) -> str:
+        """``"generator"``, ``"conditional generator"``, ``"masked scorer"`` or ``"scorer"``."""
+        if self.masked:
+            return "masked scorer"
+        base = "generator" if self.is_generator else "scorer"
+        return f"conditional {base}" if self.conditional else base
 
 
 _FAMILIES: dict[str, FamilyInfo] = {}
-_LAZY_FAMILIES: dict[str, str] = {
-    # family name -> module that registers it on import (keeps `import chainrule` light)
+#: Families shipped with chainrule: name -> module that registers it on import (keeps
+#: ``import chainrule`` light). This is the only list of built-in families.
+BUILTIN_FAMILIES: dict[str, str] = {
     "uniform": "chainrule.models.reference",
     "unigram": "chainrule.models.reference",
     "ngram": "chainrule.models.ngram",
@@ -158,27 +301,55 @@ _LAZY_FAMILIES: dict[str, str] = {
 }
 
 
-def register_family(name: str, cls: type[LanguageModel], description: str = "") -> None:
-    """Make ``load_model`` able to rebuild models whose ``config.json`` names ``name``."""
-    _FAMILIES[name] = FamilyInfo(name, cls, description)
+def register_family(name: str, cls: type[Model], description: str = "", *,
+                    config_class: type | None = None, trainer: str | None = None) -> FamilyInfo:
+    """Make ``load_model`` (and, with ``trainer``, ``chainrule train``) know family ``name``.
+
+    Args:
+        name: the family's name in ``config.json`` and on the command line.
+        cls: its model class; what it subclasses (:class:`Scorer` / :class:`Generator`) and its
+            ``conditional`` / ``masked`` flags say what it can do.
+        config_class: the dataclass of its settings (fields = KEY=VALUE training overrides).
+        trainer: ``"neural"``, ``"ngram"`` or None.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Scorer)):
+        raise TypeError(f"family {name!r}: {cls!r} does not implement chainrule's Scorer")
+    if trainer not in (None, "neural", "ngram"):
+        raise ValueError(f"family {name!r}: unknown trainer {trainer!r}")
+    info = FamilyInfo(name, cls, config_class, trainer, description)
+    _FAMILIES[name] = info
+    return info
 
 
 def get_family(name: str) -> FamilyInfo:
-    if name not in _FAMILIES and name in _LAZY_FAMILIES:
-        import importlib
-
-        try:
-            importlib.import_module(_LAZY_FAMILIES[name])
-        except ModuleNotFoundError as e:
-            if e.name and e.name.startswith("chainrule"):
-                raise ModelFormatError(
-                    f"model family {name!r} is not available in this version of chainrule."
-                ) from None
-            raise
+    """The registry entry of ``name`` (imports a built-in family's module on first use)."""
+    if name not in _FAMILIES and name in BUILTIN_FAMILIES:
+        importlib.import_module(BUILTIN_FAMILIES[name])
     if name not in _FAMILIES:
-        known = ", ".join(sorted(set(_FAMILIES) | set(_LAZY_FAMILIES)))
-        raise ModelFormatError(f"unknown model family {name!r}; known families: {known}.")
+        raise ModelFormatError(
+            f"unknown model family {name!r}; known families: {', '.join(known_families())}.")
     return _FAMILIES[name]
+
+
+def families(*, trainer: str | None = None, generator: bool | None = None,
+             conditional: bool | None = None) -> list[FamilyInfo]:
+    """Registered families (built-ins imported), optionally filtered by what they can do."""
+    for name in BUILTIN_FAMILIES:
+        get_family(name)
+    out = []
+    for info in sorted(_FAMILIES.values(), key=lambda i: i.name):
+        if trainer is not None and info.trainer != trainer:
+            continue
+        if generator is not None and info.is_generator != generator:
+            continue
+        if conditional is not None and info.conditional != conditional:
+            continue
+        out.append(info)
+    return out
+
+
+def known_families() -> list[str]:
+    return sorted(set(_FAMILIES) | set(BUILTIN_FAMILIES))
 
 
 def read_model_config(directory: str | os.PathLike) -> dict[str, Any]:
@@ -212,11 +383,11 @@ def read_model_config(directory: str | os.PathLike) -> dict[str, Any]:
     return config
 
 
-def load_model(directory: str | os.PathLike, *, family: str | None = None) -> LanguageModel:
+def load_model(directory: str | os.PathLike, *, family: str | None = None) -> Model:
     """Load a saved model of any registered family.
 
     Args:
-        directory: a model directory written by :meth:`LanguageModel.save`.
+        directory: a model directory written by :meth:`Model.save`.
         family: if given, refuse a model of another family.
     """
     directory = Path(directory)
@@ -230,19 +401,31 @@ def load_model(directory: str | os.PathLike, *, family: str | None = None) -> La
     return info.cls.from_directory(directory, config)
 
 
-def known_families() -> list[str]:
-    return sorted(set(_FAMILIES) | set(_LAZY_FAMILIES))
+def require_generator(model: Model, what: str) -> Generator:
+    """``model`` if it can generate left to right, else a sentence saying it cannot."""
+    if not isinstance(model, Generator):
+        raise ConfigError(f"{what} needs a left-to-right model, but a {model.family} model "
+                          "only scores (a masked LM has no next-token distribution); use a "
+                          "generator family.")
+    return model
 
-
-TinyFactory = Callable[..., LanguageModel]
 
 __all__ = [
+    "BUILTIN_FAMILIES",
     "MODEL_FORMAT",
     "MODEL_FORMAT_VERSION",
+    "FamilyInfo",
+    "Generator",
     "LanguageModel",
+    "Model",
+    "Scorer",
+    "Source",
+    "as_source",
+    "families",
     "get_family",
     "known_families",
     "load_model",
     "read_model_config",
     "register_family",
+    "require_generator",
 ]

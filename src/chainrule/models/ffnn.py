@@ -66,7 +66,8 @@ class FeedForwardLM(NeuralLM):
     def head(self, h: torch.Tensor) -> torch.Tensor:
         return self.out(h)
 
-    def start(self, prompt: torch.Tensor, lengths: torch.Tensor | None = None):
+    def start(self, prompt: torch.Tensor, lengths: torch.Tensor | None = None, source=None):
+        self._source(source, prompt.shape[0])
         with self.inference():
             prompt = self._to_device(prompt)
             B, T = prompt.shape

@@ -30,6 +30,7 @@ from torch import nn
 from chainrule.errors import ConfigError
 from chainrule.models.layers import MLP, CausalSelfAttention, Rope, RotaryEmbedding
 from chainrule.models.neural import GPTConfig, NeuralLM, register_neural_family
+from chainrule.models.windows import window_spans
 
 
 class Block(nn.Module):
@@ -146,17 +147,19 @@ class GPT(NeuralLM):
     def scoring_hidden(self, tokens: torch.Tensor) -> torch.Tensor:
         """Features for any length: windows sliding by ``stride`` past ``block_size``."""
         B, T = tokens.shape
-        L, stride = self.cfg.block_size, self.stride
-        if T <= L:
-            return self.hidden(tokens)[0]
-        K = -(-(T - L) // stride)  # windows after the first
-        padded = F.pad(tokens, (0, L + K * stride - T), value=self.eos_id)  # causal: harmless
-        first = self.hidden(padded[:, :L])[0]  # positions 0..L-1
-        windows = padded[:, stride:].unfold(1, L, stride).reshape(B * K, L)  # starts k * stride
+        L = self.cfg.block_size
+        spans = window_spans(T, L, L - self.stride)
+        first = self.hidden(tokens[:, : spans[0][1]])[0]
+        if len(spans) == 1:
+            return first
+        # later windows re-encode from their own position 0; right padding is harmless (causal)
+        padded = F.pad(tokens, (0, spans[-1][0] + L - T), value=self.eos_id)
+        windows = torch.stack([padded[:, b : b + L] for b, _, _ in spans[1:]], 1)  # (B, K, L)
         per_call = max(1, 65536 // L)  # bound memory: ~64k positions per forward
-        rest = torch.cat([self.hidden(w)[0][:, L - stride:] for w in windows.split(per_call)])
-        rest = rest.reshape(B, K * stride, -1)  # window k predicts positions L+(k-1)s .. L+ks-1
-        return torch.cat([first, rest], dim=1)[:, :T]
+        feats = torch.cat([self.hidden(w)[0] for w in windows.flatten(0, 1).split(per_call)])
+        feats = feats.view(B, len(spans) - 1, L, -1)
+        rest = [feats[:, k, f - b : e - b] for k, (b, e, f) in enumerate(spans[1:])]
+        return torch.cat([first, *rest], dim=1)
 
     # -- incremental decoding ----------------------------------------------------------------
     def _prefill(self, idx: torch.Tensor, lengths: torch.Tensor):
@@ -182,7 +185,8 @@ class GPT(NeuralLM):
         return torch.where(t < L, torch.zeros_like(t), s * (torch.div(t - L, s,
                            rounding_mode="floor") + 1))
 
-    def start(self, prompt: torch.Tensor, lengths: torch.Tensor | None = None):
+    def start(self, prompt: torch.Tensor, lengths: torch.Tensor | None = None, source=None):
+        self._source(source, prompt.shape[0])
         with self.inference():
             prompt = self._to_device(prompt)
             B, T = prompt.shape
@@ -224,22 +228,40 @@ class GPT(NeuralLM):
             state.pos[rows] = L - s
         state.longest = int(state.pos.max())
 
+    def decode_step(self, k: torch.Tensor, v: torch.Tensor, tokens: torch.Tensor,
+                    token: torch.Tensor, pos: torch.Tensor, length: int) -> torch.Tensor:
+        """The one incremental step: token, pos (B,) -> float32 log-probabilities (B, V).
+
+        Writes each layer's new key/value at ``pos`` of ``k``/``v`` (n_layer, B, nh, L, hs) and
+        the token into ``tokens`` (B, L); attends to slots ``< length`` masked to ``<= pos``.
+        Shapes depend only on ``length``, so a CUDA graph captured at ``length = L`` replays
+        it for any positions (see :mod:`chainrule.models.gpt_graphs`). Call in eval mode.
+        """
+        x = self._embed(token[:, None], pos[:, None])  # (B, 1, C)
+        rope = self.rotary.at(pos) if self.rotary is not None else None
+        slots = torch.arange(length, device=pos.device)
+        mask = (slots[None, :] <= pos[:, None])[:, None, None, :]  # (B, 1, 1, length)
+        for i, block in enumerate(self.transformer.h):
+            x = block.decode(x, rope, k[i], v[i], pos, mask)
+        tokens[torch.arange(token.shape[0], device=token.device), pos] = token
+        return self._last_logprobs(self.transformer.ln_f(x[:, 0]))
+
     def step(self, state: KVCache, token: torch.Tensor):
         with self.inference():
             token = self._to_device(token)
             if state.longest >= self.cfg.block_size:
                 self._slide(state)
-            pos = state.pos
-            x = self._embed(token[:, None], pos[:, None])  # (B, 1, C)
-            rope = self.rotary.at(pos) if self.rotary is not None else None
             length = state.longest + 1  # attend to this many slots (host-known bound)
-            slots = torch.arange(length, device=pos.device)
-            mask = (slots[None, :] <= pos[:, None])[:, None, None, :]  # (B, 1, 1, length)
-            for i, block in enumerate(self.transformer.h):
-                x = block.decode(x, rope, state.k[i], state.v[i], pos, mask)
-            state.tokens[torch.arange(token.shape[0], device=token.device), pos] = token
-            new = KVCache(state.k, state.v, pos + 1, state.tokens, length)
-            return self._last_logprobs(self.transformer.ln_f(x[:, 0])), new
+            lp = self.decode_step(state.k, state.v, state.tokens, token, state.pos, length)
+            return lp, KVCache(state.k, state.v, state.pos + 1, state.tokens, length)
+
+    def fast_decoder(self):
+        """On CUDA, a decoder that replays :meth:`decode_step` as a CUDA graph; else None."""
+        if self.device.type != "cuda":
+            return None
+        from chainrule.models.gpt_graphs import graph_decoder
+
+        return graph_decoder(self)
 
     def select_state(self, state: KVCache, index: torch.Tensor) -> KVCache:
         index = index.to(state.pos.device)

@@ -1,14 +1,14 @@
 """What every neural family shares: configs, the ``NeuralLM`` base class, and the builder.
 
-The four neural families (``ffnn``, ``rnn``, ``lstm``, ``gpt``) are ``torch.nn.Module`` s that
-also implement :class:`~chainrule.models.base.LanguageModel`. The training engine
-(``chainrule.training``) relies on this contract and on nothing else:
+The neural families (``ffnn``, ``rnn``, ``lstm``, ``gpt``, ...) are ``torch.nn.Module`` s that
+also implement :class:`~chainrule.models.base.Generator`. The training engine
+(``chainrule.training``) and its objectives rely on this contract and on nothing else:
 
 * ``forward(idx, state=None) -> (logits, new_state)`` with ``idx`` a LongTensor (B, T) and
-  ``logits`` a FloatTensor (B, T, V) (model dtype, or the autocast dtype). The training loss is
-  ``cross_entropy(logits.view(-1, V), targets.view(-1))``. ``state`` is the recurrent hidden
-  state for ``rnn`` / ``lstm`` (so truncated BPTT can carry it from one batch to the next) and
-  ``None`` in and out for ``ffnn`` and ``gpt``. ``forward`` never changes its output shape with
+  ``logits`` a FloatTensor (B, T, V) (model dtype, or the autocast dtype). The objective (e.g.
+  :class:`chainrule.training.objectives.NextTokenCE`) turns them into a loss. ``state`` is the
+  recurrent hidden state when ``recurrent`` is True (``rnn`` / ``lstm``: truncated BPTT carries
+  it from one batch to the next) and ``None`` in and out otherwise. ``forward`` never changes its output shape with
   its arguments and does no per-token Python work, so ``torch.compile`` traces it whole.
 * ``init_state(batch_size, device)`` gives the zero state (``None`` for stateless families) and
   ``detach_state(state)`` cuts the autograd graph between BPTT segments (the engine calls it).
@@ -22,8 +22,8 @@ also implement :class:`~chainrule.models.base.LanguageModel`. The training engin
   gradients (eval mode is switched on for the call and the previous mode restored), and return
   float32 log-probabilities on the model's device.
 
-Config dataclasses live here, one per family, so that the engine can list and validate every
-key (``neural_config_class(family)``) without importing the model code.
+Config dataclasses live in :mod:`chainrule.models.configs`, one per family; the registry
+(:func:`chainrule.models.base.get_family`) knows which belongs to which family.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,125 +39,17 @@ from torch import nn
 
 from chainrule.errors import ConfigError, ModelFormatError
 from chainrule.fileio import read_safetensors, write_safetensors
-from chainrule.models.base import LanguageModel, get_family, register_family
-
-NEURAL_FAMILIES = ("ffnn", "rnn", "lstm", "gpt")
+from chainrule.models.base import Generator, Source, families, get_family, register_family
+from chainrule.models.configs import (
+    FFNNConfig,
+    GPTConfig,
+    LSTMConfig,
+    NeuralConfig,
+    RNNConfig,
+)
 
 # Rows of logits materialised at once by ``token_logprobs`` (B * chunk * V floats at a time).
 _SCORE_CHUNK_TOKENS = 8192
-
-
-# -- configs -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class NeuralConfig:
-    """Fields every neural family has; subclasses add the architecture's own."""
-
-    vocab_size: int  # number of token ids (the tokenizer's vocabulary size)
-    bos_id: int = 0  # id of the beginning-of-sequence token
-    eos_id: int = 1  # id of the end-of-sequence token
-
-    def problems(self) -> list[str]:
-        """Every invalid field, as sentences (empty if the config is valid)."""
-        out = []
-        if self.vocab_size < 2:
-            out.append(f"vocab_size must be at least 2, got {self.vocab_size}.")
-        for name in ("bos_id", "eos_id"):
-            value = getattr(self, name)
-            if not 0 <= value < max(self.vocab_size, 1):
-                out.append(f"{name} {value} is outside the vocabulary of {self.vocab_size}.")
-        return out
-
-    def _positive(self, *names: str) -> list[str]:
-        return [f"{n} must be a positive integer, got {getattr(self, n)!r}."
-                for n in names if not (isinstance(getattr(self, n), int) and getattr(self, n) > 0)]
-
-    def _dropout(self) -> list[str]:
-        d = getattr(self, "dropout", 0.0)
-        return [] if 0.0 <= d < 1.0 else [f"dropout must be in [0, 1), got {d}."]
-
-    def __post_init__(self):
-        problems = self.problems()
-        if problems:
-            raise ConfigError(problems)
-
-
-@dataclass(frozen=True)
-class FFNNConfig(NeuralConfig):
-    """Bengio et al. (2003): y = b + W x + U tanh(d + H x), x = the n-1 previous embeddings."""
-
-    order: int = 5  # n: the model sees the n-1 previous tokens (order 5 = a 4-token window)
-    n_embd: int = 60  # m: width of the shared embedding matrix C
-    n_hidden: int = 100  # h: units of the tanh hidden layer
-    direct: bool = True  # add the direct embedding-to-output connections W
-    dropout: float = 0.0  # dropout on the concatenated embeddings and the hidden layer (training)
-
-    def problems(self) -> list[str]:
-        out = super().problems() + self._positive("n_embd", "n_hidden") + self._dropout()
-        if not (isinstance(self.order, int) and self.order >= 2):
-            out.append(f"order must be at least 2 (one token of context), got {self.order!r}.")
-        return out
-
-
-@dataclass(frozen=True)
-class RNNConfig(NeuralConfig):
-    """Elman network: h_t = tanh(U i_t + W h_{t-1} + b), stacked ``n_layer`` times."""
-
-    n_embd: int = 128  # width of the input embedding i_t
-    n_hidden: int = 256  # width of the hidden state h_t
-    n_layer: int = 1  # stacked recurrent layers (each reads the layer below's h_t)
-    dropout: float = 0.0  # dropout on embeddings, between layers and before the output layer
-    nonlinearity: str = "tanh"  # "tanh" (Elman) or "relu"
-    tie_weights: bool = False  # share the input embedding with the output layer
-
-    def problems(self) -> list[str]:
-        out = super().problems() + self._positive("n_embd", "n_hidden", "n_layer")
-        out += self._dropout()
-        if self.nonlinearity not in ("tanh", "relu"):
-            out.append(f"nonlinearity must be 'tanh' or 'relu', got {self.nonlinearity!r}.")
-        return out
-
-
-@dataclass(frozen=True)
-class LSTMConfig(NeuralConfig):
-    """Stacked LSTM (Hochreiter & Schmidhuber 1997) with dropout and tied embeddings."""
-
-    n_embd: int = 256  # width of the input embedding (and of the output layer when tied)
-    n_hidden: int = 256  # width of the hidden and cell states
-    n_layer: int = 2  # stacked LSTM layers
-    dropout: float = 0.2  # dropout on embeddings, between layers and before the output layer
-    tie_weights: bool = True  # share input and output embeddings (projects if widths differ)
-
-    def problems(self) -> list[str]:
-        out = super().problems() + self._positive("n_embd", "n_hidden", "n_layer")
-        return out + self._dropout()
-
-
-@dataclass(frozen=True)
-class GPTConfig(NeuralConfig):
-    """Decoder-only transformer: nanoGPT's GPT-2 layout (the defaults are shakespeare-char)."""
-
-    block_size: int = 256  # longest context; longer inputs are scored in sliding windows
-    n_layer: int = 6  # transformer blocks
-    n_head: int = 6  # attention heads per block (n_embd must be a multiple)
-    n_embd: int = 384  # width of the residual stream
-    dropout: float = 0.0  # dropout on embeddings, attention weights and residual branches
-    bias: bool = True  # biases in linear layers and layer norms (GPT-2 has them)
-    positions: str = "learned"  # "learned" absolute position embeddings, or "rotary" (RoPE)
-    rope_theta: float = 10000.0  # rotary base frequency (only with positions="rotary")
-    tie_weights: bool = True  # the output layer reuses the token embedding matrix
-    layer_norm_eps: float = 1e-5  # epsilon of every LayerNorm (GPT-2 uses 1e-5)
-
-    def problems(self) -> list[str]:
-        widths = self._positive("n_head", "n_embd")
-        out = super().problems() + self._positive("block_size", "n_layer") + widths
-        out += self._dropout()
-        if not widths and self.n_embd % self.n_head:
-            out.append(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head}).")
-        elif not widths and self.positions == "rotary" and (self.n_embd // self.n_head) % 2:
-            out.append("rotary positions need an even head width (n_embd / n_head).")
-        if self.positions not in ("learned", "rotary"):
-            out.append(f"positions must be 'learned' or 'rotary', got {self.positions!r}.")
-        return out
 
 
 # -- the base class ----------------------------------------------------------------------------
@@ -170,7 +61,7 @@ def _detach(state: Any) -> Any:
     return type(state)(_detach(s) for s in state)
 
 
-class NeuralLM(nn.Module, LanguageModel):
+class NeuralLM(nn.Module, Generator):
     """Base of the neural families: persistence, scoring and the training contract.
 
     A subclass sets ``family`` and ``config_class``, builds its layers in ``__init__(cfg)``
@@ -179,6 +70,8 @@ class NeuralLM(nn.Module, LanguageModel):
     """
 
     config_class: type[NeuralConfig] = NeuralConfig
+    #: True when ``forward`` returns a state that truncated BPTT carries to the next batch
+    recurrent: bool = False
     # (alias, source) parameter names that share storage when weights are tied; the alias is
     # not written to model.safetensors (safetensors refuses shared tensors).
     tied_parameters: tuple[tuple[str, str], ...] = ()
@@ -239,8 +132,10 @@ class NeuralLM(nn.Module, LanguageModel):
         """Features used by ``logprobs``; GPT overrides it to slide windows over long inputs."""
         return self.hidden(tokens)[0]
 
-    def logprobs(self, tokens: torch.Tensor) -> torch.Tensor:
+    def logprobs(self, tokens: torch.Tensor, source: Source | torch.Tensor | None = None
+                 ) -> torch.Tensor:
         """(B, T) -> float32 (B, T, V) next-token log-probabilities (no dropout, no grad)."""
+        self._source(source, tokens.shape[0])
         tokens = self._to_device(tokens)
         if tokens.shape[1] == 0:  # nothing to predict (some layers refuse empty inputs)
             return torch.zeros(*tokens.shape, self.vocab_size, device=tokens.device)
@@ -248,12 +143,14 @@ class NeuralLM(nn.Module, LanguageModel):
             h = self.scoring_hidden(tokens)
             return torch.log_softmax(self.head(h).float(), dim=-1)
 
-    def token_logprobs(self, tokens: torch.Tensor) -> torch.Tensor:
+    def token_logprobs(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None,
+                       source: Source | torch.Tensor | None = None) -> torch.Tensor:
         """(B, T) -> (B, T-1) log P(tokens[:, t+1] | tokens[:, :t+1]), never holding (B, T, V).
 
         The output layer runs on chunks of positions, so scoring a long text needs memory for
         only ``_SCORE_CHUNK_TOKENS`` rows of logits at a time.
         """
+        self._source(source, tokens.shape[0])
         tokens = self._to_device(tokens)
         if tokens.shape[1] <= 1:
             return torch.zeros(tokens.shape[0], 0, device=tokens.device)
@@ -344,33 +241,25 @@ class NeuralLM(nn.Module, LanguageModel):
 
 
 # -- registry and builder ----------------------------------------------------------------------
-_NEURAL: dict[str, type[NeuralLM]] = {}
-_CONFIGS: dict[str, type[NeuralConfig]] = {
-    "ffnn": FFNNConfig, "rnn": RNNConfig, "lstm": LSTMConfig, "gpt": GPTConfig,
-}
-
-
 def register_neural_family(cls: type[NeuralLM], description: str = "") -> None:
-    """Register ``cls`` for ``load_model`` and for :func:`build_neural_model`."""
-    _NEURAL[cls.family] = cls
-    _CONFIGS[cls.family] = cls.config_class
-    register_family(cls.family, cls, description)
+    """Register ``cls`` for ``load_model``, ``chainrule train`` and :func:`build_neural_model`."""
+    register_family(cls.family, cls, description, config_class=cls.config_class,
+                    trainer="neural")
 
 
 def neural_config_class(family: str) -> type[NeuralConfig]:
     """The config dataclass of a neural family (its fields are the model's keys)."""
-    if family not in _CONFIGS:
-        raise ConfigError(
-            f"unknown neural family {family!r}; choose one of {', '.join(NEURAL_FAMILIES)}."
-        )
-    return _CONFIGS[family]
+    names = [f.name for f in families(trainer="neural")]
+    if family not in names:
+        raise ConfigError(f"unknown neural family {family!r}; choose one of {', '.join(names)}.")
+    return get_family(family).config_class
 
 
 def build_neural_model(family: str, **config: Any) -> NeuralLM:
     """A freshly initialised model of ``family`` (uses the global torch RNG for weights).
 
     Args:
-        family: ``"ffnn"``, ``"rnn"``, ``"lstm"`` or ``"gpt"``.
+        family: a neural family's name (``"ffnn"``, ``"rnn"``, ``"lstm"``, ``"gpt"``, ...).
         **config: fields of that family's config dataclass (``vocab_size`` is required);
             unknown keys are refused together with any invalid values.
 
@@ -387,14 +276,10 @@ def build_neural_model(family: str, **config: Any) -> NeuralLM:
         problems.append("vocab_size is required (take it from the tokenizer).")
     if problems:
         raise ConfigError(problems)
-    cfg = cfg_cls(**config)
-    if family not in _NEURAL:
-        get_family(family)  # imports the family's module, which registers it
-    return _NEURAL[family](cfg)
+    return get_family(family).cls(cfg_cls(**config))
 
 
 __all__ = [
-    "NEURAL_FAMILIES",
     "FFNNConfig",
     "GPTConfig",
     "LSTMConfig",

@@ -25,12 +25,14 @@ class _ContextFreeModel(LanguageModel):
     max_context = 0
     markov_window = True  # no context at all
 
-    def logprobs(self, tokens: torch.Tensor) -> torch.Tensor:
+    def logprobs(self, tokens: torch.Tensor, source=None) -> torch.Tensor:
         B, T = tokens.shape
+        self._source(source, B)
         return self.log_p_.expand(B, T, -1).clone()
 
-    def start(self, prompt, lengths=None):
+    def start(self, prompt, lengths=None, source=None):
         B = prompt.shape[0]
+        self._source(source, B)
         return self.log_p_.expand(B, -1).clone(), B
 
     def step(self, state, token):

@@ -33,6 +33,8 @@ class RecurrentLM(NeuralLM):
     Subclasses build ``self.cell`` with ``batch_first=True``; everything else is shared.
     """
 
+    recurrent = True  # truncated BPTT carries the hidden state from one batch to the next
+
     def _build(self, cfg, cell: nn.Module) -> None:
         self.max_context = None
         self.embedding = nn.Embedding(cfg.vocab_size, cfg.n_embd)
@@ -83,7 +85,8 @@ class RecurrentLM(NeuralLM):
         h = self._top(state)
         return self._last_logprobs(self.proj(h) if self.proj is not None else h)
 
-    def start(self, prompt: torch.Tensor, lengths: torch.Tensor | None = None):
+    def start(self, prompt: torch.Tensor, lengths: torch.Tensor | None = None, source=None):
+        self._source(source, prompt.shape[0])
         with self.inference():
             prompt = self._to_device(prompt)
             x = self.embedding(prompt)  # (B, T, n_embd)

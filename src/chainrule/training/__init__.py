@@ -1,4 +1,4 @@
-"""The one training engine for every neural family (ffnn, rnn, lstm, gpt).
+"""The one training engine for every neural family, with pluggable objectives.
 
     from chainrule.training import make_config, train
     cfg = make_config("gpt", "shakespeare-char-cpu", ["max_iters=200"])
@@ -23,10 +23,19 @@ def __getattr__(name: str):
         from chainrule.training import loop
 
         return getattr(loop, name)
+    if name in ("Objective", "NextTokenCE", "CompletionCE", "MaskedLMLoss", "TrainBatch"):
+        from chainrule.training import objectives
+
+        return getattr(objectives, name)
     raise AttributeError(f"module 'chainrule.training' has no attribute {name!r}")
 
 
 __all__ = [
+    "CompletionCE",
+    "MaskedLMLoss",
+    "NextTokenCE",
+    "Objective",
+    "TrainBatch",
     "TrainConfig",
     "describe_keys",
     "get_lr",

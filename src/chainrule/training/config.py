@@ -1,7 +1,12 @@
 """The training configuration: one frozen dataclass, presets as TOML data, KEY=VALUE overrides.
 
 Names follow nanoGPT's wherever it has one (``max_iters``, ``eval_interval``, ``batch_size``,
-``block_size``, ``n_layer``, ...), so users coming from it feel at home. A preset is a flat TOML
+``block_size``, ``n_layer``, ...), so users coming from it feel at home. The model's own
+settings are not repeated here: every field of the family's config class (the registry knows
+it: :func:`chainrule.models.base.get_family`) is a key too (``n_layer``, ``rope_theta``,
+``layer_norm_eps``, ...), with that class's defaults, and is kept in ``TrainConfig.model``.
+``block_size`` is both the training window and, for a family that has one, the model's
+context, unless ``model`` sets the latter itself. A preset is a flat TOML
 table of these keys shipped in ``chainrule/presets/NAME.toml``; it is read as data, never
 executed. Every problem in a configuration (unknown keys, wrong types, out-of-range values) is
 collected and reported together in one :class:`~chainrule.errors.ConfigError`.
@@ -19,7 +24,6 @@ from typing import Any
 
 from chainrule.errors import ConfigError
 
-NEURAL_FAMILIES = ("ffnn", "rnn", "lstm", "gpt")
 TOKENIZER_KINDS = ("char", "word", "bpe", "bytebpe")
 
 
@@ -28,18 +32,8 @@ class TrainConfig:
     """Every knob of a training run. Validated on construction (all problems at once)."""
 
     # -- model ------------------------------------------------------------------------------
-    family: str = "gpt"  # which neural family: ffnn, rnn, lstm or gpt
-    n_layer: int = 4  # layers: transformer blocks, or stacked recurrent layers
-    n_head: int = 4  # attention heads (gpt)
-    n_embd: int = 128  # embedding width (and transformer width)
-    n_hidden: int = 0  # hidden width of ffnn/rnn/lstm; 0 means "same as n_embd"
-    order: int = 5  # ffnn: n of the n-gram window (it sees the n-1 previous tokens)
-    dropout: float = 0.0  # dropout probability during training
-    bias: bool = False  # biases in Linear and LayerNorm layers (gpt)
-    positions: str = "learned"  # gpt: "learned" position embeddings or "rotary" (RoPE)
-    tie_weights: bool = True  # rnn/lstm/gpt: share the input embedding with the output layer
-    direct: bool = False  # ffnn: Bengio's direct embedding-to-output connections
-    nonlinearity: str = "tanh"  # rnn: "tanh" (Elman) or "relu"
+    family: str = "gpt"  # which neural family (see `chainrule train --help` for the list)
+    model: dict = dataclasses.field(default_factory=dict)  # the model's settings (KEY=VALUE)
     # -- data -------------------------------------------------------------------------------
     block_size: int = 64  # tokens per training window (the BPTT length for rnn/lstm)
     batch_size: int = 12  # windows per micro-batch, per process
@@ -88,22 +82,74 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def to_flat(self) -> dict[str, Any]:
+        """Training keys and the model's own keys side by side (how presets spell them)."""
+        flat = self.to_dict()
+        return {**{k: v for k, v in flat.items() if k != "model"}, **flat["model"]}
+
+    def model_settings(self) -> dict[str, Any]:
+        """The model's settings: its config class's defaults, ``block_size`` of training
+        where the family has one, then ``model`` (without vocab_size / bos_id / eos_id)."""
+        cls = model_config_class(self.family)
+        out = {f.name: f.default for f in fields(cls) if f.name not in _FROM_TOKENIZER}
+        if "block_size" in out:
+            out["block_size"] = self.block_size
+        out.update(self.model)
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        # cfg.n_layer and friends read the model's settings (dataclass fields never get here)
+        if name.startswith("_") or name in ("family", "model"):
+            raise AttributeError(name)
+        settings = self.model_settings()
+        if name in settings:
+            return settings[name]
+        raise AttributeError(f"TrainConfig has no field or model setting {name!r}")
+
     @property
     def tokens_per_step(self) -> int:
         """Tokens in one optimiser step over all processes (the global batch)."""
         return self.batch_size * self.block_size * self.gradient_accumulation_steps
 
 
+_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+_FROM_TOKENIZER = ("vocab_size", "bos_id", "eos_id")  # the tokenizer decides these
+
+
 def _field_types() -> dict[str, type]:
-    names = {"int": int, "float": float, "bool": bool, "str": str}
-    return {f.name: names[f.type] for f in fields(TrainConfig)}
+    return {f.name: _TYPES[f.type] for f in fields(TrainConfig) if f.name != "model"}
 
 
+#: The training keys (not the model's) and their types.
 FIELD_TYPES = _field_types()
+
+
+def model_config_class(family: str) -> type:
+    """The config dataclass of neural family ``family`` (from the one registry)."""
+    from chainrule.models.base import families, get_family
+
+    names = [f.name for f in families(trainer="neural")]
+    if family not in names:
+        raise ConfigError(f"family must be one of {', '.join(names)}, not {family!r}")
+    return get_family(family).config_class
+
+
+def model_key_types(family: str) -> dict[str, type]:
+    """The model's keys of ``family`` and their types (every config-class field)."""
+    return {f.name: _TYPES[f.type] for f in fields(model_config_class(family))
+            if f.name not in _FROM_TOKENIZER and f.name not in FIELD_TYPES and f.type in _TYPES}
+
+
+def neural_family_names() -> list[str]:
+    from chainrule.models.base import families
+
+    return [f.name for f in families(trainer="neural")]
 
 
 def _type_problems(cfg: TrainConfig) -> list[str]:
     problems = []
+    if not isinstance(cfg.model, dict):
+        return [f"model must be a table of the model's settings, not {cfg.model!r}"]
     for name, typ in FIELD_TYPES.items():
         value = getattr(cfg, name)
         ok = isinstance(value, typ) and not (typ is int and isinstance(value, bool))
@@ -120,14 +166,15 @@ _TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str:
 
 def _value_problems(c: TrainConfig) -> list[str]:
     p = []
-    if c.family not in NEURAL_FAMILIES:
-        p.append(f"family must be one of {', '.join(NEURAL_FAMILIES)}, not {c.family!r}")
-    positive = ["n_layer", "n_head", "n_embd", "block_size", "batch_size",
-                "gradient_accumulation_steps", "eval_interval", "eval_iters", "log_interval"]
+    names = neural_family_names()
+    if c.family not in names:
+        return [f"family must be one of {', '.join(names)}, not {c.family!r}"]
+    positive = ["block_size", "batch_size", "gradient_accumulation_steps", "eval_interval",
+                "eval_iters", "log_interval"]
     for name in positive:
         if getattr(c, name) < 1:
             p.append(f"{name} must be at least 1, not {getattr(c, name)}")
-    for name in ["n_hidden", "vocab_size", "min_count", "patience", "warmup_iters",
+    for name in ["vocab_size", "min_count", "patience", "warmup_iters",
                  "lr_decay_iters", "max_iters"]:
         if getattr(c, name) < 0:
             p.append(f"{name} must not be negative, not {getattr(c, name)}")
@@ -135,20 +182,13 @@ def _value_problems(c: TrainConfig) -> list[str]:
         v = getattr(c, name)
         if not math.isfinite(v) or v < 0:
             p.append(f"{name} must be a finite number >= 0, not {v}")
-    for name in ["dropout", "beta1", "beta2"]:
+    for name in ["beta1", "beta2"]:
         v = getattr(c, name)
         if not 0 <= v < 1:
             p.append(f"{name} must be in [0, 1), not {v}")
     if not 0 <= c.val_fraction < 1:
         p.append(f"val_fraction must be in [0, 1), not {c.val_fraction}")
-    if c.family == "gpt" and c.n_head >= 1 and c.n_embd % c.n_head:
-        p.append(f"n_embd ({c.n_embd}) must be divisible by n_head ({c.n_head})")
-    if c.order < 2:
-        p.append(f"order must be at least 2 (one token of context), not {c.order}")
-    if c.positions not in ("learned", "rotary"):
-        p.append(f"positions must be 'learned' or 'rotary', not {c.positions!r}")
-    if c.nonlinearity not in ("tanh", "relu"):
-        p.append(f"nonlinearity must be 'tanh' or 'relu', not {c.nonlinearity!r}")
+    p += _model_problems(c)
     if c.boundaries not in ("none", "lines"):
         p.append(f"boundaries must be 'none' or 'lines', not {c.boundaries!r}")
     if c.tokenizer_kind not in TOKENIZER_KINDS:
@@ -158,6 +198,28 @@ def _value_problems(c: TrainConfig) -> list[str]:
         p.append(f"dtype must be auto, float32 or bfloat16, not {c.dtype!r}")
     if not (c.device in ("auto", "cpu", "cuda") or c.device.startswith("cuda:")):
         p.append(f"device must be auto, cpu, cuda or cuda:N, not {c.device!r}")
+    return p
+
+
+def _model_problems(c: TrainConfig) -> list[str]:
+    """Unknown model keys, wrong types, then whatever the family's config class refuses."""
+    types = model_key_types(c.family)
+    p = []
+    for key, value in c.model.items():
+        if key not in types:
+            p.append(_unknown_key(key, c.family))
+            continue
+        typ = types[key]
+        if typ is float and isinstance(value, int) and not isinstance(value, bool):
+            c.model[key] = float(value)
+        elif not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+            p.append(f"{key} must be {_TYPE_WORDS[typ]}, not {value!r}")
+    if p:
+        return p
+    try:  # the family's own validation, with a stand-in vocabulary
+        model_config_class(c.family)(vocab_size=1 << 16, **c.model_settings())
+    except ConfigError as e:
+        p += [q.rstrip(".") for q in e.problems]
     return p
 
 
@@ -177,19 +239,32 @@ def load_preset(name: str) -> dict[str, Any]:
     return tomllib.loads(text)
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
+def parse_overrides(items: list[str], family: str | None = None) -> dict[str, Any]:
     """Turn ``["max_iters=100", "bias=true"]`` into typed values, collecting every problem.
+
+    Training keys and the model's keys (of ``family``, or of any neural family) both parse.
 
     >>> parse_overrides(["max_iters=100", "learning_rate=3e-4", "bias=true"])
     {'max_iters': 100, 'learning_rate': 0.0003, 'bias': True}
     """
-    out, problems = _parse_overrides(items)
+    out, problems = _parse_overrides(items, family)
     if problems:
         raise ConfigError(problems)
     return out
 
 
-def _parse_overrides(items: list[str]) -> tuple[dict[str, Any], list[str]]:
+def _key_types(family: str | None) -> dict[str, type]:
+    """Training keys, then the model keys of ``family`` (or of every neural family)."""
+    types: dict[str, type] = {}
+    names = neural_family_names()
+    for fam in ([family] if family in names else names):
+        types.update(model_key_types(fam))
+    return {**types, **FIELD_TYPES}
+
+
+def _parse_overrides(items: list[str], family: str | None = None
+                     ) -> tuple[dict[str, Any], list[str]]:
+    types = _key_types(family)
     out: dict[str, Any] = {}
     problems: list[str] = []
     for item in items:
@@ -198,13 +273,13 @@ def _parse_overrides(items: list[str]) -> tuple[dict[str, Any], list[str]]:
         if not sep or not key:
             problems.append(f"{item!r} is not KEY=VALUE")
             continue
-        if key not in FIELD_TYPES:
-            problems.append(_unknown_key(key))
+        if key not in types:
+            problems.append(_unknown_key(key, family))
             continue
         try:
-            out[key] = _parse_value(FIELD_TYPES[key], raw.strip())
+            out[key] = _parse_value(types[key], raw.strip())
         except ValueError:
-            problems.append(f"{key} must be {_TYPE_WORDS[FIELD_TYPES[key]]}, not {raw!r}")
+            problems.append(f"{key} must be {_TYPE_WORDS[types[key]]}, not {raw!r}")
     return out, problems
 
 
@@ -226,10 +301,13 @@ def _parse_value(typ: type, raw: str) -> Any:
     return raw
 
 
-def _unknown_key(key: str) -> str:
-    close = difflib.get_close_matches(key, FIELD_TYPES, n=1)
+def _unknown_key(key: str, family: str | None = None) -> str:
+    types = _key_types(family)
+    close = difflib.get_close_matches(key, types, n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
-    return f"unknown key {key!r}{hint}; valid keys: {', '.join(FIELD_TYPES)}"
+    model = (f"; the {family} model's keys: {', '.join(model_key_types(family))}"
+             if family in neural_family_names() else "")
+    return f"unknown key {key!r}{hint}; valid keys: {', '.join(FIELD_TYPES)}{model}"
 
 
 def make_config(
@@ -240,45 +318,56 @@ def make_config(
 ) -> TrainConfig:
     """Build a :class:`TrainConfig`: defaults < ``base`` < preset < overrides < ``family``.
 
+    Keys may be training keys or the family's model keys (flat, as in presets); model keys
+    go to ``TrainConfig.model``.
+
     Args:
         family: the family asked for on the command line; a preset made for another family is
             refused.
         preset: name of a shipped preset, or None.
         overrides: ``KEY=VALUE`` strings or an already-typed dict.
-        base: values to start from (a resumed run's saved configuration).
+        base: values to start from (a resumed run's saved configuration: flat, or with a
+            ``model`` table).
     """
-    values: dict[str, Any] = dict(base or {})
+    values: dict[str, Any] = {}
+    model: dict[str, Any] = {}
+
+    def take(table: dict[str, Any]) -> None:
+        for k, v in table.items():
+            if k == "model" and isinstance(v, dict):
+                model.update(v)
+            elif k in FIELD_TYPES:
+                values[k] = v
+            else:
+                model[k] = v
+
+    take(dict(base or {}))
     problems: list[str] = []
     if preset is not None:
         table = load_preset(preset)
-        for key in table:
-            if key not in FIELD_TYPES:
-                problems.append(f"preset {preset!r}: {_unknown_key(key)}")
         pfam = table.get("family")
         if family is not None and pfam is not None and pfam != family:
             problems.append(f"preset {preset!r} is made for --family {pfam}, not {family}; "
                             "pick a preset for that family or none")
-        values.update({k: v for k, v in table.items() if k in FIELD_TYPES})
+        take(table)
+    fam = family or values.get("family") or TrainConfig.family
     if isinstance(overrides, list):
-        overrides, bad = _parse_overrides(overrides)
+        overrides, bad = _parse_overrides(overrides, fam)
         problems.extend(bad)
-    values.update(overrides or {})
+    take(overrides or {})
     if family is not None:
         values["family"] = family
-    unknown = [k for k in values if k not in FIELD_TYPES]
-    problems.extend(_unknown_key(k) for k in unknown)
-    values = {k: v for k, v in values.items() if k in FIELD_TYPES}
     try:
-        cfg = TrainConfig(**values)
+        cfg = TrainConfig(**values, model=model)
     except ConfigError as e:
-        raise ConfigError(problems + e.problems) from None
+        raise ConfigError(problems + [q for q in e.problems if q not in problems]) from None
     if problems:
         raise ConfigError(problems)
     return cfg
 
 
-def describe_keys() -> str:
-    """One line per key with its default and comment, for ``--help``."""
+def describe_keys(family: str | None = None) -> str:
+    """One line per training key with its default and comment, then each family's model keys."""
     import inspect
 
     src = inspect.getsource(TrainConfig)
@@ -290,17 +379,26 @@ def describe_keys() -> str:
             comments[name] = comment.strip()
     lines = []
     for f in fields(TrainConfig):
+        if f.name == "model":
+            continue
         default = str(f.default).lower() if isinstance(f.default, bool) else str(f.default)
         lines.append(f"  {f.name}={default}".ljust(36) + comments.get(f.name, ""))
+    for fam in ([family] if family else neural_family_names()):
+        cls = model_config_class(fam)
+        keys = [f"{f.name}={str(f.default).lower() if isinstance(f.default, bool) else f.default}"
+                for f in fields(cls) if f.name in model_key_types(fam)]
+        lines.append(f"\n  model keys of {fam} ({cls.__name__}): " + ", ".join(keys))
     return "\n".join(lines)
 
 
 __all__ = [
-    "NEURAL_FAMILIES",
+    "FIELD_TYPES",
     "TrainConfig",
     "describe_keys",
     "load_preset",
     "make_config",
+    "model_config_class",
+    "model_key_types",
     "parse_overrides",
     "preset_names",
 ]

@@ -1,8 +1,10 @@
-"""The one training loop for every neural family (ffnn, rnn, lstm, gpt).
+"""The one training loop for every neural family, whatever the objective.
 
 A model only has to follow the neural contract: ``forward(idx[B, T], state) -> (logits[B, T, V],
 new_state)``, ``init_state(batch_size, device)``, ``detach_state(state)``,
-``optim_groups(weight_decay)`` and ``save(dir)``. The loop adds AdamW (fused where available)
+``optim_groups(weight_decay)``, ``save(dir)`` and a ``recurrent`` flag (state carried across
+batches). The loss is an :class:`~chainrule.training.objectives.Objective`'s: the loop never
+switches on family names. The loop adds AdamW (fused where available)
 with decay / no-decay groups, linear warmup then cosine decay, gradient clipping and
 accumulation, bf16 autocast on CUDA, optional ``torch.compile``, DDP under torchrun,
 evaluation with early stopping, checkpoints that resume exactly, ``metrics.jsonl`` and a plot.
@@ -15,7 +17,6 @@ where a NaN loss is caught (and the exact step named).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import random
 import sys
@@ -26,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from chainrule.errors import ConfigError, TrainingError
 from chainrule.training import checkpoint as ckpt_io
@@ -42,29 +42,10 @@ from chainrule.training.distributed import (
     shutdown,
 )
 from chainrule.training.metrics import MetricsLog, plot_losses
+from chainrule.training.objectives import Objective, TrainBatch, default_objective
+from chainrule.training.optim import get_lr, make_optimizer
 
-RECURRENT_FAMILIES = ("rnn", "lstm")
 ModelFactory = Callable[[TrainConfig, int, int | None, int | None], torch.nn.Module]
-
-
-def get_lr(step: int, cfg: TrainConfig) -> float:
-    """Learning rate at ``step``: linear warmup, cosine decay to ``min_lr``, then flat.
-
-    A pure function of the step, so the "scheduler state" is the step itself.
-
-    >>> cfg = TrainConfig(learning_rate=1.0, min_lr=0.0, warmup_iters=10, lr_decay_iters=110)
-    >>> get_lr(0, cfg), get_lr(60, cfg), get_lr(200, cfg)
-    (0.09090909090909091, 0.5, 0.0)
-    """
-    if not cfg.decay_lr:
-        return cfg.learning_rate
-    if step < cfg.warmup_iters:
-        return cfg.learning_rate * (step + 1) / (cfg.warmup_iters + 1)
-    if step > cfg.lr_decay_iters:
-        return cfg.min_lr
-    span = max(1, cfg.lr_decay_iters - cfg.warmup_iters)
-    coeff = 0.5 * (1.0 + math.cos(math.pi * (step - cfg.warmup_iters) / span))
-    return cfg.min_lr + coeff * (cfg.learning_rate - cfg.min_lr)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -87,17 +68,9 @@ def default_model_factory(cfg: TrainConfig, vocab_size: int, bos_id: int | None,
 
 def model_kwargs(cfg: TrainConfig, vocab_size: int, bos_id: int | None,
                  eos_id: int | None) -> dict[str, Any]:
-    """The model's share of the training configuration: the keys its config class has.
-
-    ``n_hidden=0`` means "as wide as the embedding"; the rest pass through by name.
-    """
-    from chainrule.models.neural import neural_config_class
-
-    names = {f.name for f in dataclasses.fields(neural_config_class(cfg.family))}
-    kw: dict[str, Any] = {k: v for k, v in cfg.to_dict().items() if k in names}
+    """The model's settings (:meth:`TrainConfig.model_settings`) plus the tokenizer's ids."""
+    kw: dict[str, Any] = dict(cfg.model_settings())
     kw["vocab_size"] = vocab_size
-    if "n_hidden" in names:
-        kw["n_hidden"] = cfg.n_hidden or cfg.n_embd
     if bos_id is not None:
         kw["bos_id"] = bos_id
     if eos_id is not None:
@@ -105,31 +78,13 @@ def model_kwargs(cfg: TrainConfig, vocab_size: int, bos_id: int | None,
     return kw
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig,
-                   device: torch.device) -> torch.optim.AdamW:
-    """AdamW over the model's decay / no-decay groups; fused kernels where this torch has them."""
-    if hasattr(model, "optim_groups"):
-        groups = model.optim_groups(cfg.weight_decay)
-    else:  # matrices decay; biases, norms and gains do not
-        params = [p for p in model.parameters() if p.requires_grad]
-        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
-                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    groups = [g for g in groups if len(list(g["params"]))]
-    kw = {"lr": cfg.learning_rate, "betas": (cfg.beta1, cfg.beta2)}
-    for extra in ({"fused": True}, {"foreach": True}, {}):
-        try:
-            return torch.optim.AdamW(groups, **kw, **extra)
-        except (RuntimeError, TypeError, ValueError):
-            continue
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 class _Run:
     """State of one run; :func:`train` is the public entry point."""
 
     def __init__(self, cfg: TrainConfig, train_ids: np.ndarray, val_ids: np.ndarray | None,
                  out_dir: Path, tokenizer, vocab_size: int, factory: ModelFactory,
-                 resume: bool, progress: bool, dist: DistInfo, device: torch.device):
+                 resume: bool, progress: bool, dist: DistInfo, device: torch.device,
+                 objective: Objective | None = None):
         self.cfg, self.out_dir, self.tokenizer = cfg, out_dir, tokenizer
         self.dist, self.device = dist, device
         self.progress = progress and dist.is_main and sys.stderr.isatty()
@@ -139,7 +94,15 @@ class _Run:
                               f"number of processes ({dist.world_size}).")
         # micro-batches of each step are dealt out round-robin: rank r takes r, r+W, ...
         self.micros = list(range(dist.rank, gas, dist.world_size))
-        self.recurrent = cfg.family in RECURRENT_FAMILIES
+
+        _seed_everything(cfg.seed)
+        bos = getattr(tokenizer, "bos_id", None)
+        eos = getattr(tokenizer, "eos_id", None)
+        self.raw = factory(cfg, vocab_size, bos, eos).to(device)
+        self.objective = objective or default_objective(self.raw)
+        self.objective.check(self.raw)
+        # a model that carries state across batches (truncated BPTT) reads contiguous streams
+        self.recurrent = bool(getattr(self.raw, "recurrent", False))
         if self.recurrent:
             self.sampler = StreamSampler(train_ids, cfg.batch_size, cfg.block_size,
                                          micro_batches=gas, device=device)
@@ -151,11 +114,6 @@ class _Run:
         self.eval_val = (EvalSampler(val_ids, cfg.batch_size, cfg.block_size, cfg.seed,
                                      device, "validation corpus")
                          if val_ids is not None and len(val_ids) else None)
-
-        _seed_everything(cfg.seed)
-        bos = getattr(tokenizer, "bos_id", None)
-        eos = getattr(tokenizer, "eos_id", None)
-        self.raw = factory(cfg, vocab_size, bos, eos).to(device)
         self.optimizer = make_optimizer(self.raw, cfg, device)
         self.use_bf16 = cfg.dtype == "bfloat16" or (
             cfg.dtype == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported())
@@ -239,12 +197,11 @@ class _Run:
             ctx = contextlib.nullcontext() if sync else self.model.no_sync()
             with ctx:
                 with self.autocast:
-                    logits, new_state = self.model(b.x, state)
-                    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(),
-                                           b.y.reshape(-1))
+                    out = self.objective.compute(self.model, _train_batch(b, state))
+                    loss = out.loss
                 (loss / n_local).backward()
             if self.recurrent:
-                self.carried[micro] = self.raw.detach_state(new_state)
+                self.carried[micro] = self.raw.detach_state(out.state)
             total += loss.detach()
         if self.cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.raw.parameters(), self.cfg.grad_clip)
@@ -260,9 +217,7 @@ class _Run:
             b = sampler.batch(evaluation, i)
             state = self.raw.init_state(b.x.shape[0], self.device) if self.recurrent else None
             with self.autocast:
-                logits, _ = self.eval_model(b.x, state)
-            total += F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(),
-                                     b.y.reshape(-1))
+                total += self.objective.loss(self.eval_model, _train_batch(b, state)).float()
         self.model.train()
         return all_reduce_sum(total, self.dist).item() / self.cfg.eval_iters
 
@@ -375,6 +330,13 @@ class _Run:
         }
 
 
+def _train_batch(b: Any, state: Any) -> TrainBatch:
+    """The sampler's batch as the objective's :class:`TrainBatch`, with the carried state."""
+    if isinstance(b, TrainBatch):
+        return b.with_state(state)
+    return TrainBatch(b.x, b.y, b.reset, state=state)
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -397,6 +359,7 @@ def train(
     vocab_size: int | None = None,
     resume: bool = False,
     model_factory: ModelFactory | None = None,
+    objective: Objective | None = None,
     progress: bool = True,
     plot: bool = True,
 ) -> dict[str, Any]:
@@ -413,6 +376,8 @@ def train(
         resume: continue from ``out_dir/last`` exactly where it stopped.
         model_factory: ``(config, vocab_size, bos_id, eos_id) -> nn.Module``; the default builds
             ``config.family`` with :func:`chainrule.models.neural.build_neural_model`.
+        objective: what to minimise (default: next-token cross-entropy,
+            :class:`chainrule.training.objectives.NextTokenCE`).
         progress: show a progress bar (only when stderr is a terminal, and on rank 0).
         plot: draw ``loss.png`` at the end (skipped with a note without matplotlib).
 
@@ -438,7 +403,7 @@ def train(
         barrier(dist)
         run = _Run(config, np.asarray(train_ids), None if val_ids is None else np.asarray(val_ids),
                    out_dir, tokenizer, vocab_size, model_factory or default_model_factory,
-                   resume, progress, dist, device)
+                   resume, progress, dist, device, objective)
         summary = run.run()
         if dist.is_main:
             from chainrule.fileio import write_json

@@ -12,7 +12,8 @@ Public API:
 from chainrule.models.base import register_family
 from chainrule.models.ngram.model import NgramModel
 
-register_family("ngram", NgramModel, "n-gram backoff model (MLE, add-k, KN, modified KN)")
+register_family("ngram", NgramModel, "n-gram backoff model (MLE, add-k, KN, modified KN)",
+                trainer="ngram")
 
 from chainrule.models.ngram.arpa import read_arpa, write_arpa
 from chainrule.models.ngram.lecture import bigram_table, format_table

@@ -182,8 +182,10 @@ class NgramModel(LanguageModel):
         out[target == self.bos_id] = -np.inf
         return out
 
-    def token_logprobs(self, tokens: torch.Tensor) -> torch.Tensor:
+    def token_logprobs(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None,
+                       source=None) -> torch.Tensor:
         """Natural-log probability of each next token (B, T) -> (B, T - 1), without (B, T, V)."""
+        self._source(source, tokens.shape[0])
         return torch.from_numpy(self.token_log10probs(tokens) * LN10).float()
 
     def _distributions(self, ctx: np.ndarray) -> np.ndarray:
@@ -220,8 +222,9 @@ class NgramModel(LanguageModel):
     def _width(self) -> int:
         return max(1, self.order - 1)
 
-    def logprobs(self, tokens: torch.Tensor) -> torch.Tensor:
+    def logprobs(self, tokens: torch.Tensor, source=None) -> torch.Tensor:
         """Full next-token distributions (B, T) -> (B, T, V); meant for small V."""
+        self._source(source, tokens.shape[0])
         x = self._check(tokens)
         B, T = x.shape
         W = self._width()
@@ -231,7 +234,8 @@ class NgramModel(LanguageModel):
         return torch.from_numpy(dist * LN10).float().reshape(B, T, self.vocab_size)
 
     # -- incremental decoding: the state is the last n-1 tokens (B, W), -1 where absent ------
-    def start(self, prompt: torch.Tensor, lengths: torch.Tensor | None = None):
+    def start(self, prompt: torch.Tensor, lengths: torch.Tensor | None = None, source=None):
+        self._source(source, prompt.shape[0])
         x = self._check(prompt)
         B, T = x.shape
         L = np.full(B, T) if lengths is None else lengths.detach().cpu().numpy().astype(np.int64)

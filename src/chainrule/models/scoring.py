@@ -1,0 +1,113 @@
+"""The one batched scorer: log-probabilities of many sequences of any length, with any Scorer.
+
+Evaluation (perplexity, surprisal, minimal pairs) and decoding's scoring helpers all call
+:func:`score_sequences`; it sits below both. It sorts sequences by length, packs them into
+right-padded batches of bounded size, passes the real lengths (a masked model must not look at
+padding) and the source of each row (a conditional model), and cuts a sequence longer than
+what a bounded-context model takes into windows (:func:`chainrule.models.windows.window_spans`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from chainrule.models.base import Scorer, as_source
+from chainrule.models.windows import window_spans
+
+# cap on the size of one (B, T, V) float32 log-prob tensor, in bytes
+_MAX_BATCH_BYTES = 256 * 2**20
+SCORE_WINDOW = 1024  # positions per call when a bounded-context model scores a long sequence
+
+
+def _max_tokens_per_batch(model: Scorer) -> int:
+    return max(64, _MAX_BATCH_BYTES // (4 * max(1, model.vocab_size)))
+
+
+@torch.no_grad()
+def score_sequences(
+    model: Scorer,
+    sequences: Sequence[Sequence[int]],
+    *,
+    sources: Sequence[Sequence[int]] | None = None,
+    max_tokens: int | None = None,
+) -> list[np.ndarray]:
+    """Log-probability (nats) of every target of every framed sequence.
+
+    Args:
+        model: any Scorer (a masked model gives pseudo-log-likelihoods).
+        sequences: id lists, each starting with ``bos`` (the first id is context only).
+        sources: for a conditional model, one source id list per sequence.
+        max_tokens: cap on B*T per forward pass (default: sized so the (B, T, V) log-prob
+            tensor stays under 256 MiB).
+    Returns:
+        for each sequence, a float64 array of length ``len(seq) - 1``:
+        ``out[t] = log P(seq[t+1] | seq[:t+1])`` (given its source).
+    """
+    model.check_source(sources is not None)
+    max_tokens = max_tokens or _max_tokens_per_batch(model)
+    out: list[np.ndarray | None] = [None] * len(sequences)
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    window = _window(model)
+    batch: list[int] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        T = max(len(sequences[i]) for i in batch)
+        x = torch.full((len(batch), T), model.eos_id, dtype=torch.long)
+        for r, i in enumerate(batch):
+            x[r, : len(sequences[i])] = torch.as_tensor(list(sequences[i]), dtype=torch.long)
+        lengths = torch.tensor([len(sequences[i]) for i in batch], device=model.device)
+        src = _sources(model, sources, batch)
+        lp = model.token_logprobs(x.to(model.device), lengths, src).double().cpu().numpy()
+        for r, i in enumerate(batch):
+            out[i] = lp[r, : len(sequences[i]) - 1].copy()
+        batch.clear()
+
+    for i in order:
+        seq = sequences[i]
+        if len(seq) < 2:
+            out[i] = np.zeros(0)
+            continue
+        if window is not None and len(seq) - 1 > window:
+            out[i] = _score_long(model, seq, window, _sources(model, sources, [i]))
+            continue
+        if batch and (len(batch) + 1) * len(seq) > max_tokens:
+            flush()
+        batch.append(i)
+    flush()
+    return [o if o is not None else np.zeros(0) for o in out]
+
+
+def _sources(model: Scorer, sources, rows: list[int]):
+    if sources is None:
+        return None
+    return as_source([sources[i] for i in rows], getattr(model, "source_pad_id", 0),
+                     model.device)
+
+
+def _window(model: Scorer) -> int | None:
+    # Models with a bounded left context (n-grams, FFNN, GPT) score a sequence longer than
+    # this in windows; each target of a later window keeps half a window of context
+    # (>= max_context, so n-gram and FFNN scores are exact). Large windows keep a long text (a
+    # corpus scored as one stream) to few calls.
+    if model.max_context is None or model.masked:
+        return None
+    return max(int(model.max_context), SCORE_WINDOW)
+
+
+def _score_long(model: Scorer, seq: Sequence[int], window: int, source) -> np.ndarray:
+    """Windowed scoring of one sequence: ``window`` predicting positions per call."""
+    n = len(seq) - 1  # predicting positions: input t predicts seq[t + 1]
+    res = np.zeros(n)
+    for begin, end, first in window_spans(n, window, window // 2):
+        x = torch.as_tensor([list(seq[begin : end + 1])], dtype=torch.long, device=model.device)
+        lp = model.token_logprobs(x, None, source)[0].double().cpu().numpy()
+        res[first:end] = lp[first - begin :]
+    return res
+
+
+__all__ = ["SCORE_WINDOW", "score_sequences"]
