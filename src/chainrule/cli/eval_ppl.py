@@ -14,6 +14,8 @@ def register(sub) -> None:
     )
     p.add_argument("models", nargs="+", metavar="MODEL_DIR")
     p.add_argument("--data", required=True, metavar="FILE", help="text, one sentence per line")
+    p.add_argument("--source", metavar="FILE",
+                   help="conditional models: the source sentences, one per line of --data")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--device", default="cpu", help="where neural models run: cpu, cuda, cuda:N")
     p.set_defaults(func=run)
@@ -24,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
     from chainrule.evaluation.perplexity import OOV_POLICY, evaluate_perplexity
     from chainrule.training.loop import resolve_device
 
-    reports = evaluate_perplexity(args.models, args.data, device=resolve_device(args.device))
+    reports = evaluate_perplexity(args.models, args.data, device=resolve_device(args.device),
+                                  source=args.source)
     if args.json:
         print_json({"data": str(args.data), "oov_policy": OOV_POLICY,
                     "models": [r.to_dict() for r in reports]})

@@ -19,6 +19,9 @@ def register(sub) -> None:
     p.add_argument("model_dir", metavar="MODEL_DIR")
     p.add_argument("--prompt", action="append", metavar="TEXT",
                    help="text to continue (repeat for a batch of prompts; default: empty)")
+    p.add_argument("--source", action="append", metavar="TEXT",
+                   help="conditional (encoder-decoder) models: the source to condition on, "
+                        "e.g. the sentence to translate (one per --prompt; repeat for a batch)")
     p.add_argument("--strategy", default="sample", metavar="greedy|sample|beam",
                    help="decoding strategy (default: sample)")
     p.add_argument("--temperature", type=float, default=1.0, metavar="T",
@@ -77,15 +80,27 @@ def run(args: argparse.Namespace) -> int:
             f"{args.model_dir!r}: the tokenizer has {tokenizer.vocab_size} tokens but the model "
             f"{model.vocab_size}; the directory mixes files of different models."
         )
-    prompts = args.prompt or [""]
+    sources = args.source
+    prompts = args.prompt or [""] * (len(sources) if sources else 1)
+    source_tokenizer = None
+    if model.conditional:
+        from chainrule.evaluation.textscore import load_source_tokenizer
+
+        source_tokenizer = load_source_tokenizer(args.model_dir, tokenizer)
+    elif sources:
+        raise ConfigError(f"--source is for conditional (encoder-decoder) models; a "
+                          f"{model.family} model generates from its prompt alone.")
+    if model.conditional and not sources:
+        raise ConfigError(f"a {model.family} model translates a source: pass --source TEXT.")
+    kw = {"sources": sources, "source_tokenizer": source_tokenizer}
     with warnings.catch_warnings():
         # print warnings (a truncated prompt) as one line each, when they happen
         warnings.simplefilter("always")
         warnings.showwarning = _show_warning
         if args.stream:
-            _stream(stream(model, prompts, config, tokenizer=tokenizer), prompts, config.n)
+            _stream(stream(model, prompts, config, tokenizer=tokenizer, **kw), prompts, config.n)
             return 0
-        results = generate(model, prompts, config, tokenizer=tokenizer)
+        results = generate(model, prompts, config, tokenizer=tokenizer, **kw)
     if args.json:
         from chainrule.cli._output import print_json
 
@@ -94,8 +109,9 @@ def run(args: argparse.Namespace) -> int:
             "strategy": config.strategy,
             "seed": seed,
             "prompts": [
-                {"prompt": p, "outputs": [c.to_dict() for c in outs]}
-                for p, outs in zip(prompts, results)
+                {"prompt": p, **({"source": sources[i]} if sources else {}),
+                 "outputs": [c.to_dict() for c in outs]}
+                for i, (p, outs) in enumerate(zip(prompts, results))
             ],
         })
         return 0

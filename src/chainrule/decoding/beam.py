@@ -40,8 +40,10 @@ def beam_search(
     cfg: GenerationConfig,
     *,
     tokenizer: Any = None,
+    sources: list[list[int]] | None = None,
 ) -> list[list[Completion]]:
-    """Beam search over BOS-prefixed prompt ids (see the module docstring).
+    """Beam search over BOS-prefixed prompt ids (see the module docstring); a conditional
+    model searches argmax_y P(y | x) with one source id list per prompt in ``sources``.
 
     Returns:
         Per prompt, the ``cfg.n`` best completions, best first. ``score`` is the
@@ -59,7 +61,8 @@ def beam_search(
         return [[_completion(_Hyp([], 0.0, 0.0, "length"), p, alpha, x)]
                 for p, x in zip(prompts, prefixes)]
 
-    ctx = DecodingContext(model, prompts, use_cache=cfg.use_cache, fast=cfg.fast_path)
+    ctx = DecodingContext(model, prompts, use_cache=cfg.use_cache, fast=cfg.fast_path,
+                          sources=sources)
     lp = ctx.start()  # (P, V)
     V = lp.shape[-1]
     rep = [i for i in range(len(prompts)) for _ in range(K)]

@@ -24,12 +24,13 @@ from chainrule.decoding.session import (
     DecodingContext,
     OutputRow,
     Prompt,
+    encode_sources,
     prepare_prompts,
     resolve_seed,
     row_seed,
 )
 from chainrule.decoding.transforms import repetition_penalty, sampling_transform
-from chainrule.models.base import LanguageModel
+from chainrule.models.base import LanguageModel, require_generator
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ def stream(
     *,
     tokenizer: Any = None,
     results: list[list[Completion]] | None = None,
+    sources: Sequence[str | Sequence[int]] | None = None,
+    source_tokenizer: Any = None,
 ) -> Iterator[StreamEvent]:
     """Generate and yield text pieces as the tokens are produced.
 
@@ -71,19 +74,24 @@ def stream(
         config: decoding settings (default ``GenerationConfig()``).
         tokenizer: turns text prompts into ids and outputs into text.
         results: if given, the finished completions are appended here (one list per prompt).
+        sources: for a conditional model, one source per prompt (text or ids).
+        source_tokenizer: encodes text sources (default: ``tokenizer``).
     """
     config = config or GenerationConfig()
+    model = require_generator(model, "generation")
     rows = prepare_prompts(model, prompts, tokenizer, truncate=config.truncate)
+    src = encode_sources(model, sources, len(rows), source_tokenizer or tokenizer)
     with torch.no_grad():
         if config.strategy == "beam":
             from chainrule.decoding.beam import beam_search
 
-            done = beam_search(model, rows, config, tokenizer=tokenizer)
+            done = beam_search(model, rows, config, tokenizer=tokenizer, sources=src)
             for i, outs in enumerate(done):
                 for j, c in enumerate(outs):
                     yield StreamEvent(i, j, c.text or "", None, c.finish_reason)
         else:
-            done = yield from _sample(model, rows, config, tokenizer, track_text=True)
+            done = yield from _sample(model, rows, config, tokenizer, track_text=True,
+                                      sources=src)
     if results is not None:
         results.extend(done)
 
@@ -94,6 +102,8 @@ def generate(
     config: GenerationConfig | None = None,
     *,
     tokenizer: Any = None,
+    sources: Sequence[str | Sequence[int]] | None = None,
+    source_tokenizer: Any = None,
 ) -> list[list[Completion]]:
     """Generate ``config.n`` outputs for each prompt.
 
@@ -103,18 +113,23 @@ def generate(
             An empty prompt starts from BOS alone.
         config: decoding settings (default ``GenerationConfig()``: sampling at temperature 1).
         tokenizer: turns text prompts into ids and outputs into text (``Completion.text``).
+        sources: for a conditional model (P(y | x)), one source per prompt, as text (encoded
+            with ``source_tokenizer``, default ``tokenizer``) or ids.
+        source_tokenizer: the conditional model's source tokenizer.
     Returns:
         One list per prompt of ``config.n`` completions (beam search: best first).
     """
     config = config or GenerationConfig()
+    model = require_generator(model, "generation")
     rows = prepare_prompts(model, prompts, tokenizer, truncate=config.truncate)
+    src = encode_sources(model, sources, len(rows), source_tokenizer or tokenizer)
     with torch.no_grad():
         if config.strategy == "beam":
             from chainrule.decoding.beam import beam_search
 
-            return beam_search(model, rows, config, tokenizer=tokenizer)
+            return beam_search(model, rows, config, tokenizer=tokenizer, sources=src)
         track = bool(config.stop)  # stop strings need the text at every step; else decode once
-        gen = _sample(model, rows, config, tokenizer, track_text=track)
+        gen = _sample(model, rows, config, tokenizer, track_text=track, sources=src)
         while True:
             try:
                 next(gen)
@@ -128,6 +143,7 @@ def _sample(
     cfg: GenerationConfig,
     tokenizer: Any,
     track_text: bool,
+    sources: list[list[int]] | None = None,
 ):
     """Greedy decoding and ancestral sampling. Yields StreamEvents; returns the completions."""
     n, device = cfg.n, model.device
@@ -146,7 +162,8 @@ def _sample(
             yield StreamEvent(k // n, k % n, o.finish("length"), None, "length")
         return _group(outs, n)
 
-    ctx = DecodingContext(model, prompts, use_cache=cfg.use_cache, fast=cfg.fast_path)
+    ctx = DecodingContext(model, prompts, use_cache=cfg.use_cache, fast=cfg.fast_path,
+                          sources=sources)
     lp = ctx.start()  # (P, V)
     if n > 1:  # one pass over each prompt, then n copies of its state
         rep = [i for i in range(len(prompts)) for _ in range(n)]
@@ -157,7 +174,8 @@ def _sample(
     if not greedy:
         seed = resolve_seed(cfg.seed)
         generators = [
-            torch.Generator().manual_seed(row_seed(seed, o.prompt_ids, k % n))
+            torch.Generator().manual_seed(row_seed(seed, _seed_key(o.prompt_ids, sources, k // n),
+                                                   k % n))
             for k, o in enumerate(outs)
         ]
     warp = sampling_transform(cfg.temperature, cfg.top_k, cfg.top_p, cfg.min_p)
@@ -205,6 +223,11 @@ def _sample(
         if o.finish_reason is None:
             yield StreamEvent(k // n, k % n, o.finish("length"), None, "length")
     return _group(outs, n)
+
+
+def _seed_key(prompt: list[int], sources: list[list[int]] | None, i: int) -> list[int]:
+    """What a row's seed depends on: its prompt, and its source when there is one."""
+    return prompt if sources is None else [*prompt, -1, *sources[i]]
 
 
 def draw(scores: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:

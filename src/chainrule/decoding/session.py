@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from chainrule.errors import ConfigError
-from chainrule.models.base import LanguageModel
+from chainrule.models.base import LanguageModel, Source, as_source
 
 
 class PromptTruncatedWarning(UserWarning):
@@ -105,16 +105,20 @@ class DecodingContext:
     """Token histories of a batch of rows and the model state that continues them.
 
     Args:
-        model: any ``LanguageModel``.
+        model: any ``Generator``.
         rows: id lists, each of length >= 1.
         use_cache: step through the model's state; False recomputes ``logprobs`` on every
             row's whole history at each step (slow; the reference the cache must equal).
+        sources: for a conditional model, one source id list per row (kept aligned with the
+            rows through ``select``).
     """
 
     def __init__(self, model: LanguageModel, rows: Sequence[Sequence[int]], use_cache: bool = True,
-                 fast: bool = True):
+                 fast: bool = True, sources: Sequence[Sequence[int]] | None = None):
+        model.check_source(sources is not None)
         self.model = model
         self.rows = [list(r) for r in rows]
+        self.sources = None if sources is None else [list(x) for x in sources]
         self.use_cache = use_cache
         self.device = model.device
         self.state: Any = None
@@ -127,10 +131,11 @@ class DecodingContext:
     def start(self) -> torch.Tensor:
         """Log-probabilities (B, V) of the token after each row."""
         x, lengths = pad_rows(self.rows, self.model.eos_id, self.device)
+        source = self._source()
         if self.use_cache:
-            lp, self.state = self.impl.start(x, lengths)
+            lp, self.state = self.impl.start(x, lengths, source)
             return lp
-        lp = self.model.logprobs(x)
+        lp = self.model.logprobs(x, source)
         return lp[torch.arange(len(self.rows), device=lp.device), lengths.to(lp.device) - 1]
 
     def step(self, tokens: torch.Tensor, token_list: list[int] | None = None) -> torch.Tensor:
@@ -146,9 +151,40 @@ class DecodingContext:
     def select(self, index: list[int]) -> None:
         """Keep rows ``index`` in that order (a row may repeat: beams, n samples)."""
         self.rows = [list(self.rows[i]) for i in index]
+        if self.sources is not None:
+            self.sources = [self.sources[i] for i in index]
         if self.use_cache:
             idx = torch.tensor(index, dtype=torch.long, device=self.device)
             self.state = self.impl.select_state(self.state, idx)
+
+
+    def _source(self) -> Source | None:
+        if self.sources is None:
+            return None
+        return as_source(self.sources, getattr(self.model, "source_pad_id", 0), self.device)
+
+
+def encode_sources(model: LanguageModel, sources: Sequence[str | Sequence[int]] | None,
+                   n_prompts: int, tokenizer: Any = None) -> list[list[int]] | None:
+    """One source id list per prompt (texts are encoded with ``tokenizer``), or None."""
+    model.check_source(sources is not None)
+    if sources is None:
+        return None
+    if isinstance(sources, str):
+        sources = [sources]
+    if len(sources) != n_prompts:
+        raise ConfigError(f"{len(sources)} sources for {n_prompts} prompts; give one source "
+                          "per prompt.")
+    out = []
+    for x in sources:
+        if isinstance(x, str):
+            if tokenizer is None:
+                raise ConfigError("text sources need a source tokenizer; pass "
+                                  "source_tokenizer= or token ids.")
+            out.append(list(tokenizer.encode(x)))
+        else:
+            out.append([int(t) for t in x])
+    return out
 
 
 @dataclass

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from chainrule.evaluation.ladder import LadderData, RungResult
+from chainrule.evaluation.ladder_config import LadderData, RungResult
 from chainrule.evaluation.perplexity import OOV_POLICY
 from chainrule.fileio import atomic_write_text, write_json
 

@@ -1,6 +1,6 @@
 """How each rung of the ladder is trained: thin adapters over the families' public APIs.
 
-Each trainer takes the shared :class:`~chainrule.evaluation.ladder.LadderData` and returns a
+Each trainer takes the shared :class:`~chainrule.evaluation.ladder_config.LadderData` and returns a
 fitted model, the directory it already lives in (``None`` when the ladder should save it) and
 what it cost (``steps``, ``tokens_seen``). A trainer that raises a ``ChainruleError`` is
 reported by the ladder as a failed rung; the others still run.

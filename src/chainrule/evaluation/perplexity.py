@@ -34,10 +34,10 @@ import numpy as np
 import torch
 
 from chainrule.data.readers import iter_lines
-from chainrule.errors import DataError
+from chainrule.errors import ConfigError, DataError
 from chainrule.models.scoring import score_sequences
-from chainrule.evaluation.textscore import frame, load_model_and_tokenizer
-from chainrule.models.base import LanguageModel
+from chainrule.evaluation.textscore import frame, load_model_and_tokenizer, load_source_tokenizer
+from chainrule.models.base import Generator, Scorer
 from chainrule.tokenizers.base import Tokenizer
 
 OOV_POLICY = (
@@ -64,6 +64,8 @@ class PerplexityReport:
         perplexity_per_word: exp(-L / words).
         bits_per_byte: -L / (ln 2 * bytes).
         model: a name for the model (its directory), or "".
+        conditional: the scores are P(y | x) given a source line each.
+        pseudo: the scores are pseudo-log-likelihoods (a masked model): a pseudo-perplexity.
     """
 
     perplexity: float
@@ -78,6 +80,8 @@ class PerplexityReport:
     perplexity_per_word: float
     bits_per_byte: float
     model: str = ""
+    conditional: bool = False
+    pseudo: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,24 +94,39 @@ def _exp(x: float) -> float:
         return math.inf
 
 
-def _batch_tokens(model: LanguageModel) -> int | None:
+def _batch_tokens(model: Scorer) -> int | None:
     # families that score without the (B, T, V) tensor take large batches
-    overridden = type(model).token_logprobs is not LanguageModel.token_logprobs
+    overridden = type(model).token_logprobs is not Generator.token_logprobs
     return _FAST_BATCH_TOKENS if overridden and model.vocab_size > 4096 else None
 
 
 def perplexity(
-    model: LanguageModel,
+    model: Scorer,
     tokenizer: Tokenizer,
     lines: Iterable[str],
     *,
     name: str = "",
+    sources: Sequence[str] | None = None,
+    source_tokenizer: Tokenizer | None = None,
 ) -> PerplexityReport:
     """Score ``lines`` (one sentence each) with ``model`` and its ``tokenizer``.
 
+    A conditional model scores each line given the source line at the same index
+    (``sources``, encoded with ``source_tokenizer``, default ``tokenizer``): the perplexity of
+    P(y | x). A masked model's figure is a pseudo-perplexity (from pseudo-log-likelihoods).
+
     Raises:
-        DataError: there is no line to score.
+        DataError: there is no line to score, or sources and lines do not pair up.
     """
+    lines = list(lines)
+    model.check_source(sources is not None)
+    src_ids = None
+    if sources is not None:
+        if len(sources) != len(lines):
+            raise DataError(f"{len(sources)} source lines for {len(lines)} target lines; the "
+                            "source file must have one line per line of the data.")
+        stok = source_tokenizer or tokenizer
+        src_ids = [stok.encode(x) for x in sources]
     sequences: list[list[int]] = []
     words = nbytes = 0
     for line in lines:
@@ -116,7 +135,7 @@ def perplexity(
         nbytes += len(line.encode("utf-8")) + 1
     if not sequences:
         raise DataError("the evaluation text is empty; pass a file with one sentence per line.")
-    scores = score_sequences(model, sequences, max_tokens=_batch_tokens(model))
+    scores = score_sequences(model, sequences, sources=src_ids, max_tokens=_batch_tokens(model))
     lp = np.concatenate(scores) if scores else np.zeros(0)
     targets = np.concatenate([np.asarray(s[1:], dtype=np.int64) for s in sequences])
     unk = tokenizer.unk_id
@@ -138,32 +157,45 @@ def perplexity(
         perplexity_per_word=_exp(-total / words),
         bits_per_byte=-total / math.log(2.0) / nbytes,
         model=name,
+        conditional=bool(model.conditional),
+        pseudo=bool(model.masked),
     )
 
 
 def perplexity_of_file(
-    model: LanguageModel, tokenizer: Tokenizer, path: str | os.PathLike, *, name: str = ""
+    model: Scorer, tokenizer: Tokenizer, path: str | os.PathLike, *, name: str = ""
 ) -> PerplexityReport:
     """:func:`perplexity` of a UTF-8 text file (``.gz`` allowed), streamed."""
     return perplexity(model, tokenizer, iter_lines([path]), name=name)
 
 
 def evaluate_perplexity(
-    model_dirs: Sequence[str | os.PathLike], data: str | os.PathLike, *, device: str = "cpu"
+    model_dirs: Sequence[str | os.PathLike], data: str | os.PathLike, *, device: str = "cpu",
+    source: str | os.PathLike | None = None,
 ) -> list[PerplexityReport]:
     """Perplexity of each saved model directory (any family) on one text file.
 
     ``device`` places neural models (e.g. ``"cuda"``); count-based models always run on the CPU.
+    ``source`` is the file of source lines, one per data line, for conditional models.
     """
     lines = list(iter_lines([data]))
     if not lines:
         raise DataError(f"{str(data)!r} is empty; pass a file with one sentence per line.")
+    sources = list(iter_lines([source])) if source is not None else None
     reports = []
     for d in model_dirs:
         model, tok = load_model_and_tokenizer(d)
         if isinstance(model, torch.nn.Module):
             model.to(device)
-        reports.append(perplexity(model, tok, lines, name=str(Path(d))))
+        if model.conditional:
+            stok = load_source_tokenizer(d, tok)
+            reports.append(perplexity(model, tok, lines, name=str(Path(d)), sources=sources,
+                                      source_tokenizer=stok))
+        else:
+            reports.append(perplexity(model, tok, lines, name=str(Path(d))))
+    if sources is not None and not any(r.conditional for r in reports):
+        raise ConfigError("a source file was given but none of the models is conditional; "
+                          "drop --source (it is for encoder-decoder models).")
     return reports
 
 

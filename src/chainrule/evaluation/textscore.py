@@ -54,6 +54,15 @@ def load_model_and_tokenizer(directory: str | os.PathLike) -> tuple[LanguageMode
     return model, tokenizer
 
 
+def load_source_tokenizer(directory: str | os.PathLike, tokenizer: Tokenizer) -> Tokenizer:
+    """A conditional model's source tokenizer (``source_tokenizer.json``), else ``tokenizer``
+    (one vocabulary shared by source and target)."""
+    from chainrule.tokenizers.base import load_tokenizer
+
+    path = Path(directory) / "source_tokenizer.json"
+    return load_tokenizer(path) if path.is_file() else tokenizer
+
+
 def _shorten(text: str, n: int = 60) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
@@ -191,6 +200,7 @@ __all__ = [
     "encode_text",
     "frame",
     "load_model_and_tokenizer",
+    "load_source_tokenizer",
     "score_sequences",
     "token_spans",
     "unencodable",

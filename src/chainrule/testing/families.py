@@ -1,11 +1,14 @@
 """The families the conformance suite runs on: name -> how to build a fitted tiny model.
 
+The toy families of :mod:`chainrule.testing.toys` are registered on import here.
+
 A family module adds itself here with a builder that fits on ``TinyTask.sequences`` using
 ``task.seed``; ``tests/test_conformance.py`` picks every entry up.
 """
 
 from __future__ import annotations
 
+from chainrule.testing import toys  # noqa: F401  (registers the toy families)
 from chainrule.testing.conformance import FamilySpec, TinyTask
 
 
@@ -84,6 +87,20 @@ def _ngram_addk(task: TinyTask):
     return _ngram(task, order=2, smoothing="addk", k=0.5)
 
 
+def _toy(cls_name: str):
+    def make(task: TinyTask):
+        import torch
+
+        from chainrule.testing import toys
+
+        torch.manual_seed(task.seed)
+        model = getattr(toys, cls_name)(toys.ToyConfig(task.vocab_size, task.bos_id,
+                                                       task.eos_id))
+        sources = task.sources if model.conditional else None
+        return toys.fit_toy(model, task.sequences, sources)
+    return make
+
+
 FAMILY_SPECS: dict[str, FamilySpec] = {
     "uniform": FamilySpec("uniform", _uniform, learns=False),
     "unigram": FamilySpec("unigram", _unigram),
@@ -94,4 +111,7 @@ FAMILY_SPECS: dict[str, FamilySpec] = {
     "lstm": FamilySpec("lstm", _lstm),
     "gpt": FamilySpec("gpt", _gpt),
     "gpt-rotary": FamilySpec("gpt", _gpt_rotary),
+    # toys that prove the interface for conditional and masked models (chainrule.testing.toys)
+    "toy-source-bigram": FamilySpec("toy-source-bigram", _toy("SourceBigramLM")),
+    "toy-masked": FamilySpec("toy-masked", _toy("NeighbourMaskedLM")),
 }
