@@ -50,8 +50,8 @@ def _imports(path: Path) -> set[str]:
                 continue
             for a in node.names:  # "from chainrule.models import base" imports a module
                 sub = f"{mod}.{a.name}"
-                # a private name is a module (the compiled _bpe_core may not be built yet)
-                out.add(sub if _exists(sub) or a.name.startswith("_") else mod)
+                # the compiled _bpe_core is a module even before it is built
+                out.add(sub if _exists(sub) or a.name.startswith("_bpe") else mod)
     out.discard(me)
     return out
 

@@ -169,7 +169,7 @@ class KneserNey:
     adjusted counts (:func:`mkn_discounts`; plain KN's D = Y = n1 / (n1 + 2 n2)). A context
     never seen uses its longest seen suffix. The fast path stores log10 probabilities in
     float32 and estimates discounts in float32 as ``lmplz`` does; here everything is float64,
-    which moves probabilities by about 1e-7.
+    which moves log-probabilities by less than 1e-6.
 
     Args:
         counts: :func:`count_all_orders` of the training sentences.
