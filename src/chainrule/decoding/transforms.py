@@ -23,6 +23,8 @@ from functools import reduce
 
 import torch
 
+from chainrule.errors import ConfigError
+
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
 NEG_INF = float("-inf")
@@ -45,7 +47,7 @@ def temperature(logits: torch.Tensor, t: float) -> torch.Tensor:
         (B, V) scores; at ``t == 0`` every token but the first arg-max of each row is ``-inf``.
     """
     if t < 0:
-        raise ValueError(f"temperature must be >= 0, got {t}")
+        raise ConfigError(f"temperature must be >= 0, got {t}; use 0 for greedy decoding.")
     if t == 0:
         # the limit t -> 0 of softmax(x / t) puts all mass on the arg-max
         return greedy_mask(logits)
@@ -69,7 +71,7 @@ def top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
         k: number of tokens to keep, >= 1; ``k >= V`` keeps everything.
     """
     if k < 1:
-        raise ValueError(f"top_k must be >= 1, got {k}")
+        raise ConfigError(f"top_k must be at least 1, got {k}.")
     if k >= logits.shape[-1]:
         return logits
     kth = logits.topk(k, dim=-1).values[..., -1:]  # (B, 1) the k-th best score
@@ -87,7 +89,7 @@ def top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
         p: in (0, 1]; ``p == 1`` keeps everything.
     """
     if not 0 < p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {p}")
+        raise ConfigError(f"top_p must be in (0, 1], got {p}; 1 keeps every token.")
     if p == 1:
         return logits
     sorted_logits, order = logits.sort(dim=-1, descending=True)
@@ -106,7 +108,7 @@ def min_p(logits: torch.Tensor, p: float) -> torch.Tensor:
         p: in [0, 1]; ``0`` keeps everything, ``1`` keeps only the arg-max (and its ties).
     """
     if not 0 <= p <= 1:
-        raise ValueError(f"min_p must be in [0, 1], got {p}")
+        raise ConfigError(f"min_p must be in [0, 1], got {p}; 0 keeps every token.")
     if p == 0:
         return logits
     logp = logits.float().log_softmax(dim=-1)
@@ -128,7 +130,7 @@ def repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float)
         penalty: > 0; 1 is no penalty, > 1 discourages repeats, < 1 encourages them.
     """
     if penalty <= 0:
-        raise ValueError(f"repetition_penalty must be > 0, got {penalty}")
+        raise ConfigError(f"repetition_penalty must be > 0, got {penalty}; 1 turns it off.")
     if penalty == 1:
         return logits
     penalised = torch.where(logits > 0, logits / penalty, logits * penalty)

@@ -49,10 +49,12 @@ class MergeTokenizer(Tokenizer):
         special_ids = set(self.special_tokens.values())
         for t, i in self.special_tokens.items():
             if not 0 <= i < len(self.vocab) or self.vocab[i] != t:
-                raise ValueError(f"special token {t!r} is not at id {i} of the vocabulary")
+                raise TokenizerError(f"special token {t!r} is not at id {i} of the vocabulary; the "
+                                     "tokenizer file is corrupt or hand-edited.")
         self._ids = {t: i for i, t in enumerate(self.vocab) if i not in special_ids}
         if len(self._ids) != len(self.vocab) - len(special_ids):
-            raise ValueError("the vocabulary spells two tokens the same")
+            raise TokenizerError("the vocabulary spells two tokens the same; the tokenizer file is "
+                                 "corrupt or hand-edited.")
         self._ranks: dict[tuple[int, int], tuple[int, int]] = {}
         for r, (a, b) in enumerate(self.merges):
             key = (self._ids[a], self._ids[b])

@@ -48,7 +48,7 @@ class BPETokenizer(MergeTokenizer):
         eos_token: str = EOS,
     ):
         if not end_of_word:
-            raise ValueError("the end-of-word marker must not be empty")
+            raise TokenizerError("the end-of-word marker must not be empty; use the default '_'.")
         self.end_of_word = end_of_word
         super().__init__(vocab, merges, special_tokens, bos_token=bos_token, eos_token=eos_token)
 

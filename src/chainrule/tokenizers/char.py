@@ -27,7 +27,8 @@ class CharTokenizer(Tokenizer):
     def __init__(self, chars: Iterable[str]):
         chars = list(chars)
         if any(len(c) != 1 for c in chars) or len(set(chars)) != len(chars):
-            raise ValueError("characters must be distinct single code points")
+            raise TokenizerError("a character tokenizer needs distinct single characters; the "
+                                 "list given has a repeat or a longer string.")
         self.vocab = [*SPECIALS, *chars]
         self.special_tokens = {t: i for i, t in enumerate(SPECIALS)}
         self._ids = {c: i for i, c in enumerate(self.vocab) if i >= len(SPECIALS)}

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import random
 import sys
 import time
 from collections.abc import Callable
@@ -30,6 +29,12 @@ import torch
 
 from chainrule.errors import ConfigError, TrainingError
 from chainrule.training import checkpoint as ckpt_io
+from chainrule.training.build import (
+    default_model_factory,
+    model_kwargs,
+    resolve_device,
+    seed_everything,
+)
 from chainrule.training.config import TrainConfig
 from chainrule.training.data import EvalSampler, StreamSampler, WindowSampler
 from chainrule.training.distributed import (
@@ -46,36 +51,6 @@ from chainrule.training.objectives import Objective, TrainBatch, default_objecti
 from chainrule.training.optim import get_lr, make_optimizer
 
 ModelFactory = Callable[[TrainConfig, int, int | None, int | None], torch.nn.Module]
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA if present, else CPU; refuse CUDA when there is none."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name} was asked for, but this PyTorch sees no CUDA GPU; "
-                          "use --device cpu (or device=auto).")
-    return torch.device(name)
-
-
-def default_model_factory(cfg: TrainConfig, vocab_size: int, bos_id: int | None,
-                          eos_id: int | None) -> torch.nn.Module:
-    """Build ``cfg.family`` with :func:`chainrule.models.neural.build_neural_model`."""
-    from chainrule.models.neural import build_neural_model
-
-    return build_neural_model(cfg.family, **model_kwargs(cfg, vocab_size, bos_id, eos_id))
-
-
-def model_kwargs(cfg: TrainConfig, vocab_size: int, bos_id: int | None,
-                 eos_id: int | None) -> dict[str, Any]:
-    """The model's settings (:meth:`TrainConfig.model_settings`) plus the tokenizer's ids."""
-    kw: dict[str, Any] = dict(cfg.model_settings())
-    kw["vocab_size"] = vocab_size
-    if bos_id is not None:
-        kw["bos_id"] = bos_id
-    if eos_id is not None:
-        kw["eos_id"] = eos_id
-    return kw
 
 
 class _Run:
@@ -95,7 +70,7 @@ class _Run:
         # micro-batches of each step are dealt out round-robin: rank r takes r, r+W, ...
         self.micros = list(range(dist.rank, gas, dist.world_size))
 
-        _seed_everything(cfg.seed)
+        seed_everything(cfg.seed)
         bos = getattr(tokenizer, "bos_id", None)
         eos = getattr(tokenizer, "eos_id", None)
         self.raw = factory(cfg, vocab_size, bos, eos).to(device)
@@ -235,6 +210,31 @@ class _Run:
                     f"{kept}; lower learning_rate or raise warmup_iters, then try again.")
         return values
 
+    def _evaluate(self, start: int, bar) -> tuple[float | None, bool]:
+        """Estimate the losses, log them, checkpoint; return (validation loss, stop early?)."""
+        cfg = self.cfg
+        # batches of an evaluation depend on its step alone (resume-exact)
+        tr = self._estimate(self.eval_train, self.step)
+        va = self._estimate(self.eval_val, self.step) if self.eval_val else None
+        score = va if va is not None else tr
+        if not math.isfinite(score):
+            self._check_finite([(self.step, torch.tensor(score))])
+        improved = score < self.best_val
+        if improved:
+            self.best_val, self.best_step, self.bad_evals = score, self.step, 0
+        elif self.step > start:
+            self.bad_evals += 1
+        rec = {"step": self.step, "train_loss": tr, "lr": get_lr(self.step, cfg)}
+        if va is not None:
+            rec["val_loss"] = va
+        self.metrics.write(rec)
+        self._save(improved)
+        self.last_saved = self.step
+        if self.progress:
+            bar.write(f"step {self.step}: train {tr:.4f}"
+                      + (f", val {va:.4f}" if va is not None else ""))
+        return va, bool(cfg.patience and self.bad_evals >= cfg.patience)
+
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         from tqdm import tqdm
@@ -262,28 +262,10 @@ class _Run:
                     pending = []
                     train_time += time.perf_counter() - interval_t0
                     train_steps += interval_steps
-                    # batches of an evaluation depend on its step alone (resume-exact)
-                    tr = self._estimate(self.eval_train, self.step)
-                    va = self._estimate(self.eval_val, self.step) if self.eval_val else None
-                    score = va if va is not None else tr
-                    if not math.isfinite(score):
-                        self._check_finite([(self.step, torch.tensor(score))])
-                    improved = score < self.best_val
-                    if improved:
-                        self.best_val, self.best_step, self.bad_evals = score, self.step, 0
-                    elif self.step > start:
-                        self.bad_evals += 1
-                    rec = {"step": self.step, "train_loss": tr, "lr": get_lr(self.step, cfg)}
+                    va, stop = self._evaluate(start, bar)
                     if va is not None:
-                        rec["val_loss"] = va
                         final_val = va
-                    self.metrics.write(rec)
-                    self._save(improved)
-                    self.last_saved = self.step
-                    if self.progress:
-                        bar.write(f"step {self.step}: train {tr:.4f}"
-                                  + (f", val {va:.4f}" if va is not None else ""))
-                    if cfg.patience and self.bad_evals >= cfg.patience:
+                    if stop:
                         stopped_early = True
                         break
                     interval_t0, interval_steps = time.perf_counter(), 0
@@ -335,12 +317,6 @@ def _train_batch(b: Any, state: Any) -> TrainBatch:
     if isinstance(b, TrainBatch):
         return b.with_state(state)
     return TrainBatch(b.x, b.y, b.reset, state=state)
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def _to_cpu(state: Any) -> Any:
@@ -417,4 +393,11 @@ def train(
         shutdown(dist)
 
 
-__all__ = ["get_lr", "make_optimizer", "model_kwargs", "resolve_device", "train"]
+__all__ = [
+    "default_model_factory",
+    "get_lr",
+    "make_optimizer",
+    "model_kwargs",
+    "resolve_device",
+    "train",
+]
