@@ -87,7 +87,7 @@ def test_eval_ppl_with_a_source_scores_p_y_given_x(tmp_path, capsys, conditional
 def test_conditional_models_refuse_to_run_without_a_source(tmp_path, capsys, conditional_dir):
     data = tmp_path / "t.txt"
     data.write_text("the cat sat\n")
-    code, out, err = _run(capsys, "eval", "ppl", conditional_dir, "--data", data)
+    code, _, err = _run(capsys, "eval", "ppl", conditional_dir, "--data", data)
     assert code == 2 and "needs a source" in err and "Traceback" not in err
     code, _, err = _run(capsys, "generate", conditional_dir, "--strategy", "greedy")
     assert code == 2 and "--source" in err

@@ -189,8 +189,8 @@ def test_bengio_protocol_whole_corpus_vocabulary_and_one_stream(tmp_path):
 
 def test_long_stream_scores_like_one_pass(tmp_path):
     """A stream longer than the scoring window gives the same log-probs as one full pass."""
-    from chainrule.models.scoring import SCORE_WINDOW, score_sequences
     from chainrule.models.ngram import NgramModel
+    from chainrule.models.scoring import SCORE_WINDOW, score_sequences
 
     rng = np.random.default_rng(0)
     train = [[0, *rng.integers(3, 20, size=30).tolist(), 1] for _ in range(50)]

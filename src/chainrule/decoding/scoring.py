@@ -19,17 +19,18 @@ from typing import Any
 
 import torch
 
-from chainrule.models.base import LanguageModel
+from chainrule.models.base import Scorer
 from chainrule.models.scoring import score_sequences
 
 
 def score_tokens(
-    model: LanguageModel,
+    model: Scorer,
     sequences: Sequence[Sequence[int]],
     *,
     add_bos: bool = True,
     add_eos: bool = False,
     max_tokens: int | None = None,
+    sources: Sequence[Sequence[int]] | None = None,
 ) -> list[torch.Tensor]:
     """Log-probability of every token of every sequence given the tokens before it.
 
@@ -37,31 +38,32 @@ def score_tokens(
     batched scorer that evaluation uses too.
 
     Args:
-        model: any ``LanguageModel``.
+        model: any ``Scorer``.
         sequences: id lists (without BOS / EOS).
         add_bos: condition the first token on BOS (True); False scores from the second token
             (the first id is then the context, e.g. when the caller framed the sequence).
         add_eos: also score EOS after the last token.
         max_tokens: cap on batch x length per forward pass (default: sized to the vocabulary).
+        sources: for a conditional model, one source id list per sequence.
     Returns:
         One float32 CPU tensor per sequence of length ``len(seq) (+1 with EOS) (-1 without BOS)``.
     """
     bos = [model.bos_id] if add_bos else []
     eos = [model.eos_id] if add_eos else []
     framed = [bos + [int(t) for t in s] + eos for s in sequences]
-    scores = score_sequences(model, framed, max_tokens=max_tokens)
+    scores = score_sequences(model, framed, max_tokens=max_tokens, sources=sources)
     return [torch.from_numpy(a).float() for a in scores]
 
 
 def continuation_logprob(
-    model: LanguageModel, prompt: Sequence[int], continuation: Sequence[int]
+    model: Scorer, prompt: Sequence[int], continuation: Sequence[int]
 ) -> float:
     """log P(continuation | BOS + prompt), the sum over the continuation's tokens."""
     return score_continuations(model, [(prompt, continuation)])[0]
 
 
 def score_continuations(
-    model: LanguageModel,
+    model: Scorer,
     pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
     *,
     max_tokens: int | None = None,
@@ -97,7 +99,7 @@ class TextScore:
         return float(self.logprobs.double().sum())
 
 
-def score_text(model: LanguageModel, tokenizer: Any, text: str, *, add_eos: bool = False) -> TextScore:
+def score_text(model: Scorer, tokenizer: Any, text: str, *, add_eos: bool = False) -> TextScore:
     """Encode ``text`` and score every token after BOS (and EOS if ``add_eos``)."""
     ids = list(tokenizer.encode(text))
     [lp] = score_tokens(model, [ids], add_eos=add_eos)
@@ -120,7 +122,7 @@ def split_continuation(tokenizer: Any, prompt: str, continuation: str) -> tuple[
     return p, list(tokenizer.encode(continuation))
 
 
-def text_continuation_logprob(model: LanguageModel, tokenizer: Any, prompt: str, continuation: str) -> float:
+def text_continuation_logprob(model: Scorer, tokenizer: Any, prompt: str, continuation: str) -> float:
     """log P(continuation | BOS + prompt) for texts (see :func:`split_continuation`)."""
     p, c = split_continuation(tokenizer, prompt, continuation)
     return continuation_logprob(model, p, c)

@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from chainrule.errors import ConfigError, DataError
-from chainrule.models.scoring import score_sequences
 from chainrule.evaluation.textscore import encode_text, frame, token_spans
-from chainrule.models.base import LanguageModel
+from chainrule.models.base import Scorer
+from chainrule.models.scoring import score_sequences
 from chainrule.tokenizers.base import Tokenizer
 
 METHODS = ("full", "prefix")
@@ -132,7 +132,7 @@ class PairScores:
 
 
 def score_pairs(
-    model: LanguageModel,
+    model: Scorer,
     tokenizer: Tokenizer,
     pairs: Sequence[MinimalPair],
     *,

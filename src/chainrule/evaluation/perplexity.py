@@ -35,9 +35,9 @@ import torch
 
 from chainrule.data.readers import iter_lines
 from chainrule.errors import ConfigError, DataError
-from chainrule.models.scoring import score_sequences
 from chainrule.evaluation.textscore import frame, load_model_and_tokenizer, load_source_tokenizer
 from chainrule.models.base import Generator, Scorer
+from chainrule.models.scoring import score_sequences
 from chainrule.tokenizers.base import Tokenizer
 
 OOV_POLICY = (

@@ -30,10 +30,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from chainrule.errors import ConfigError
-from chainrule.models.scoring import score_sequences
 from chainrule.evaluation.textscore import LOG2E, encode_text, frame, token_spans
 from chainrule.fileio import atomic_open
-from chainrule.models.base import LanguageModel
+from chainrule.models.base import Scorer
+from chainrule.models.scoring import score_sequences
 from chainrule.tokenizers.base import EOS, Tokenizer
 
 _WORD = re.compile(r"\S+")
@@ -134,7 +134,7 @@ def _whitespace_rule(tokenizer: Tokenizer) -> str:
 
 
 def sentence_surprisals(
-    model: LanguageModel,
+    model: Scorer,
     tokenizer: Tokenizer,
     sentences: Iterable[str],
     *,

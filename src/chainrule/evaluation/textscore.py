@@ -17,11 +17,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from chainrule.errors import ModelFormatError, TokenizerError
-from chainrule.models.base import LanguageModel
+from chainrule.models.base import Scorer
 from chainrule.models.scoring import score_sequences
 from chainrule.tokenizers.base import Tokenizer
 
@@ -29,7 +26,7 @@ LOG2E = 1.0 / math.log(2.0)  # nats -> bits
 
 
 
-def load_model_and_tokenizer(directory: str | os.PathLike) -> tuple[LanguageModel, Tokenizer]:
+def load_model_and_tokenizer(directory: str | os.PathLike) -> tuple[Scorer, Tokenizer]:
     """Load a model directory and the tokenizer saved in it (``tokenizer.json``).
 
     Raises:
@@ -116,7 +113,7 @@ def encode_text(
     return ids
 
 
-def frame(model: LanguageModel, ids: Sequence[int], *, eos: bool = True) -> list[int]:
+def frame(model: Scorer, ids: Sequence[int], *, eos: bool = True) -> list[int]:
     """``[bos] + ids (+ [eos])`` with the model's boundary ids."""
     return [model.bos_id, *ids, *([model.eos_id] if eos else [])]
 

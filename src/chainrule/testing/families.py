@@ -8,7 +8,7 @@ A family module adds itself here with a builder that fits on ``TinyTask.sequence
 
 from __future__ import annotations
 
-from chainrule.testing import toys  # noqa: F401  (registers the toy families)
+from chainrule.testing import toys
 from chainrule.testing.conformance import FamilySpec, TinyTask
 
 
@@ -91,7 +91,6 @@ def _toy(cls_name: str):
     def make(task: TinyTask):
         import torch
 
-        from chainrule.testing import toys
 
         torch.manual_seed(task.seed)
         model = getattr(toys, cls_name)(toys.ToyConfig(task.vocab_size, task.bos_id,
