@@ -366,3 +366,20 @@ def test_tied_weights_are_stored_once(saved_gpt):
     assert not loaded.training and math.isclose(
         float(loaded.logprobs(tokens()).exp().sum(-1).mean()), 1.0, rel_tol=1e-5
     )
+
+
+def test_gpt_cache_grows_past_its_first_allocation_and_still_equals_the_full_pass():
+    """The key/value cache starts small and doubles; steps after each growth equal one pass."""
+    torch.manual_seed(0)
+    model = build_neural_model("gpt", vocab_size=11, block_size=300, n_layer=2, n_head=4,
+                               n_embd=16, n_kv_head=2, norm="rmsnorm", mlp="swiglu",
+                               positions="rotary", bias=False).eval()
+    x = torch.randint(0, 11, (2, 170))
+    with torch.no_grad():
+        full = model.logprobs(x)
+        lp, state = model.start(x[:, :3])
+        assert state.k.shape[3] == 64  # allocated for the prompt, not for block_size
+        for t in range(3, 170):
+            assert torch.allclose(lp, full[:, t - 1], atol=1e-5), f"position {t - 1}"
+            lp, state = model.step(state, x[:, t])
+        assert state.k.shape[3] == 256  # grew 64 -> 128 -> 256, never past block_size

@@ -111,7 +111,11 @@ class GPTConfig(NeuralConfig):
     positions: str = "learned"  # "learned" absolute position embeddings, or "rotary" (RoPE)
     rope_theta: float = 10000.0  # rotary base frequency (only with positions="rotary")
     tie_weights: bool = True  # the output layer reuses the token embedding matrix
-    layer_norm_eps: float = 1e-5  # epsilon of every LayerNorm (GPT-2 uses 1e-5)
+    layer_norm_eps: float = 1e-5  # epsilon of every LayerNorm / RMSNorm (GPT-2 uses 1e-5)
+    norm: str = "layernorm"  # "layernorm" (GPT-2) or "rmsnorm" (Llama)
+    mlp: str = "gelu"  # "gelu" (GPT-2: 4x wide) or "swiglu" (Llama: SiLU(gate) * up)
+    n_inner: int = 0  # width of the MLP's hidden layer (0: 4 * n_embd)
+    n_kv_head: int = 0  # key/value heads; fewer than n_head is grouped-query attention (0: n_head)
 
     def problems(self) -> list[str]:
         widths = self._positive("n_head", "n_embd")
@@ -123,6 +127,17 @@ class GPTConfig(NeuralConfig):
             out.append("rotary positions need an even head width (n_embd / n_head).")
         if self.positions not in ("learned", "rotary"):
             out.append(f"positions must be 'learned' or 'rotary', got {self.positions!r}.")
+        if self.norm not in ("layernorm", "rmsnorm"):
+            out.append(f"norm must be 'layernorm' or 'rmsnorm', got {self.norm!r}.")
+        if self.mlp not in ("gelu", "swiglu"):
+            out.append(f"mlp must be 'gelu' or 'swiglu', got {self.mlp!r}.")
+        if not (isinstance(self.n_inner, int) and self.n_inner >= 0):
+            out.append(f"n_inner must be 0 (4 * n_embd) or a positive integer, got {self.n_inner!r}.")
+        if not (isinstance(self.n_kv_head, int) and self.n_kv_head >= 0):
+            out.append(f"n_kv_head must be 0 (= n_head) or positive, got {self.n_kv_head!r}.")
+        elif not widths and self.n_kv_head and self.n_head % self.n_kv_head:
+            out.append(f"n_head ({self.n_head}) must be a multiple of n_kv_head "
+                       f"({self.n_kv_head}).")
         return out
 
 

@@ -1,10 +1,13 @@
-"""GPT: a decoder-only ("causal") transformer in GPT-2's layout, with a key/value cache.
+"""GPT: a decoder-only ("causal") transformer, GPT-2's or Llama's shape, with a key/value cache.
 
     tokens -> token embedding (+ learned position embedding) -> dropout
-           -> n_layer x [x + attn(LN(x)); x + MLP(LN(x))]     (pre-LayerNorm blocks)
-           -> LN -> linear head (tied to the token embedding)  -> logits
+           -> n_layer x [x + attn(norm(x)); x + MLP(norm(x))]   (pre-norm blocks)
+           -> norm -> linear head (tied to the token embedding or not) -> logits
 
-Positions are learned absolute embeddings (GPT-2) or rotary (``positions="rotary"``).
+One implementation, configured: GPT-2 is LayerNorm, the GELU MLP, learned positions, biases and
+multi-head attention; Llama (SmolLM2, ...) is RMSNorm (``norm="rmsnorm"``), the SwiGLU MLP
+(``mlp="swiglu"``, ``n_inner``), rotary positions with their own base (``rope_theta``),
+grouped-query attention (``n_kv_head``) and no biases.
 
 **Inputs longer than ``block_size``.** The model never sees more than ``block_size`` (= L)
 tokens at once. Longer inputs are scored in windows that slide by ``stride = L // 2``: position
@@ -28,21 +31,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from chainrule.errors import ConfigError
-from chainrule.models.layers import MLP, CausalSelfAttention, Rope, RotaryEmbedding
+from chainrule.models.layers import MLP, CausalSelfAttention, Rope, RotaryEmbedding, make_norm
 from chainrule.models.neural import GPTConfig, NeuralLM, register_neural_family
 from chainrule.models.windows import window_spans
 
 
 class Block(nn.Module):
-    """Pre-LayerNorm transformer block: x + attn(LN(x)), then x + MLP(LN(x))."""
+    """Pre-norm transformer block: x + attn(norm(x)), then x + MLP(norm(x))."""
 
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         C = cfg.n_embd
-        self.ln_1 = nn.LayerNorm(C, eps=cfg.layer_norm_eps, bias=cfg.bias)
-        self.attn = CausalSelfAttention(C, cfg.n_head, cfg.dropout, cfg.bias)
-        self.ln_2 = nn.LayerNorm(C, eps=cfg.layer_norm_eps, bias=cfg.bias)
-        self.mlp = MLP(C, cfg.dropout, cfg.bias)
+        self.ln_1 = make_norm(cfg.norm, C, cfg.layer_norm_eps, cfg.bias)
+        self.attn = CausalSelfAttention(C, cfg.n_head, cfg.dropout, cfg.bias, cfg.n_kv_head)
+        self.ln_2 = make_norm(cfg.norm, C, cfg.layer_norm_eps, cfg.bias)
+        self.mlp = MLP(C, cfg.dropout, cfg.bias, cfg.mlp, cfg.n_inner)
 
     def forward(self, x: torch.Tensor, rope: Rope | None = None) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x), rope)
@@ -65,9 +68,10 @@ class KVCache:
     """Incremental-decoding state of :class:`GPT`.
 
     Attributes:
-        k, v: (n_layer, B, nh, L, hs) keys and values of each row's current window.
+        k, v: (n_layer, B, nkv, cap, hs) keys and values of each row's current window; the
+            capacity ``cap`` grows by doubling up to block_size (``GPT.reserve``).
         pos: (B,) number of tokens in each row's window (= where the next one is written).
-        tokens: (B, L) the window's token ids, re-encoded when the window slides.
+        tokens: (B, cap) the window's token ids, re-encoded when the window slides.
         longest: max(pos) known on the host (an upper bound), so a step needs no device sync.
     """
 
@@ -76,6 +80,9 @@ class KVCache:
     pos: torch.Tensor
     tokens: torch.Tensor
     longest: int
+
+
+_MIN_CACHE = 64  # cache slots allocated at least, per row and layer
 
 
 class GPT(NeuralLM):
@@ -92,7 +99,7 @@ class GPT(NeuralLM):
             "wte": nn.Embedding(cfg.vocab_size, cfg.n_embd),
             "drop": nn.Dropout(cfg.dropout),
             "h": nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer)),
-            "ln_f": nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_eps, bias=cfg.bias),
+            "ln_f": make_norm(cfg.norm, cfg.n_embd, cfg.layer_norm_eps, cfg.bias),
         })
         if cfg.positions == "learned":
             self.transformer["wpe"] = nn.Embedding(cfg.block_size, cfg.n_embd)
@@ -200,18 +207,35 @@ class GPT(NeuralLM):
                 prompt, lengths = prompt.gather(1, cols), lengths - starts
             h, k, v = self._prefill(prompt, lengths)
             W = prompt.shape[1]
-            nl, _, nh, _, hs = k.shape
+            nl, _, nkv, _, hs = k.shape
+            cap = min(L, max(_MIN_CACHE, 2 * W))  # grows by doubling up to L (see reserve)
             state = KVCache(
-                k=k.new_zeros(nl, B, nh, L, hs),
-                v=v.new_zeros(nl, B, nh, L, hs),
+                k=k.new_zeros(nl, B, nkv, cap, hs),
+                v=v.new_zeros(nl, B, nkv, cap, hs),
                 pos=lengths.clone(),
-                tokens=torch.full((B, L), self.eos_id, dtype=torch.long, device=prompt.device),
+                tokens=torch.full((B, cap), self.eos_id, dtype=torch.long, device=prompt.device),
                 longest=int(lengths.max()),
             )
             state.k[:, :, :, :W] = k
             state.v[:, :, :, :W] = v
             state.tokens[:, :W] = prompt
             return self._last_logprobs(h), state
+
+    def reserve(self, state: KVCache, need: int) -> KVCache:
+        """A state whose cache holds at least ``need`` slots (doubling, at most block_size).
+
+        The cache starts small, so a long context (a pretrained model's 8,192) costs memory only
+        when it is used.
+        """
+        cap = state.k.shape[3]
+        if need <= cap:
+            return state
+        new = min(self.cfg.block_size, max(need, 2 * cap))
+        grow = new - cap
+        k = torch.nn.functional.pad(state.k, (0, 0, 0, grow))
+        v = torch.nn.functional.pad(state.v, (0, 0, 0, grow))
+        tokens = torch.nn.functional.pad(state.tokens, (0, grow), value=self.eos_id)
+        return KVCache(k, v, state.pos, tokens, state.longest)
 
     def _slide(self, state: KVCache) -> None:
         """Rows whose window is full drop their first ``stride`` tokens (re-encoded in place)."""
@@ -252,6 +276,7 @@ class GPT(NeuralLM):
             if state.longest >= self.cfg.block_size:
                 self._slide(state)
             length = state.longest + 1  # attend to this many slots (host-known bound)
+            state = self.reserve(state, length)
             lp = self.decode_step(state.k, state.v, state.tokens, token, state.pos, length)
             return lp, KVCache(state.k, state.v, state.pos + 1, state.tokens, length)
 

@@ -83,8 +83,8 @@ class GraphDecoder:
         if not self.enabled or state.longest >= self.L:  # the model slides a full window
             lp, new = self.model.step(state, token)
             return lp, (self._adopt(new) if self.enabled else new)
-        g = self._graph_for(token.shape[0], state)
         state = self._adopt(state)
+        g = self._graph_for(token.shape[0], state)
         g.token.copy_(token)
         g.pos.copy_(state.pos)
         if not self.graphs:
@@ -122,6 +122,7 @@ class GraphDecoder:
 
     def _adopt(self, state: Any) -> Any:
         """Move a state into the static buffers of its batch size (graphs read fixed addresses)."""
+        state = self.model.reserve(state, self.L)  # the graph's shapes: the full block_size
         g = self._graph_for(state.pos.shape[0], state)
         if state.k.data_ptr() != g.k.data_ptr():
             g.k.copy_(state.k)

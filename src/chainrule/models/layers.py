@@ -1,8 +1,11 @@
-"""Neural blocks shared by the families: causal self-attention, the GELU MLP, rotary positions.
+"""Neural blocks shared by the families: causal self-attention (multi-head or grouped-query),
+the MLP (GPT-2's GELU or Llama's SwiGLU), LayerNorm or RMSNorm, rotary positions.
 
 Names follow GPT-2 / nanoGPT (``c_attn``, ``c_proj``, ``c_fc``) so that weights map one to one
-onto ``transformers``' ``GPT2LMHeadModel`` (see :func:`chainrule.models.gpt.gpt_to_hf_state_dict`).
-Shape comments use B batch, T time, C width, nh heads, hs head width (C = nh * hs), L cache length.
+onto ``transformers``' ``GPT2LMHeadModel`` (see :func:`chainrule.models.gpt.gpt_to_hf_state_dict`);
+Llama's separate q/k/v and gate/up matrices are stacked into ``c_attn`` and ``c_fc``.
+Shape comments use B batch, T time, C width, nh heads, nkv key/value heads (nh for multi-head
+attention, fewer for grouped-query attention), hs head width (C = nh * hs), L cache length.
 """
 
 from __future__ import annotations
@@ -45,26 +48,42 @@ def apply_rotary(x: torch.Tensor, rope: Rope) -> torch.Tensor:
     return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
 
 
+def make_norm(kind: str, n_embd: int, eps: float, bias: bool) -> nn.Module:
+    """``"layernorm"`` (GPT-2) or ``"rmsnorm"`` (Llama: x / rms(x) * g, no mean, no bias)."""
+    if kind == "rmsnorm":
+        return nn.RMSNorm(n_embd, eps=eps)
+    return nn.LayerNorm(n_embd, eps=eps, bias=bias)
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention with one fused q/k/v projection.
 
-    ``forward`` is the training / full pass (``is_causal`` lets SDPA pick a fused kernel);
-    ``attend`` also returns the keys and values for a cache; ``decode`` attends one new token
-    per row to a key/value cache in which each row has its own length.
+    With ``n_kv_head < n_head`` it is grouped-query attention (Ainslie et al. 2023): every
+    ``n_head / n_kv_head`` query heads share one key/value head, so the cache is that much
+    smaller. ``forward`` is the training / full pass (``is_causal`` lets SDPA pick a fused
+    kernel); ``attend`` also returns the keys and values for a cache; ``decode`` attends one new
+    token per row to a key/value cache in which each row has its own length.
     """
 
-    def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, bias: bool = True):
+    def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, bias: bool = True,
+                 n_kv_head: int | None = None):
         super().__init__()
         self.n_head, self.dropout = n_head, dropout
-        self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)  # q, k, v in one matmul
+        self.n_kv_head = n_kv_head or n_head
+        self.head_dim = n_embd // n_head
+        kv = self.n_kv_head * self.head_dim
+        self.c_attn = nn.Linear(n_embd, n_embd + 2 * kv, bias=bias)  # q, k, v in one matmul
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
         self.resid_dropout = nn.Dropout(dropout)
+        self.gqa = self.n_kv_head != n_head
 
     def _qkv(self, x: torch.Tensor, rope: Rope | None):
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        if rope is not None:  # (B, nh, T, hs)
+        hs, kv = self.head_dim, self.n_kv_head * self.head_dim
+        q, k, v = self.c_attn(x).split([C, kv, kv], dim=2)
+        q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k, v = (t.view(B, T, self.n_kv_head, hs).transpose(1, 2) for t in (k, v))  # nkv heads
+        if rope is not None:
             q, k = apply_rotary(q, rope), apply_rotary(k, rope)
         return q, k, v
 
@@ -77,7 +96,8 @@ class CausalSelfAttention(nn.Module):
         """x (B, T, C) -> (y (B, T, C), (k, v) each (B, nh, T, hs))."""
         q, k, v = self._qkv(x, rope)
         p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True,
+                                           enable_gqa=self.gqa)
         return self._out(y), (k, v)
 
     def forward(self, x: torch.Tensor, rope: Rope | None = None) -> torch.Tensor:
@@ -98,7 +118,7 @@ class CausalSelfAttention(nn.Module):
         Args:
             x: (B, 1, C) the new tokens' inputs.
             rope: rotary tables at each row's position, or None.
-            k_cache, v_cache: (B, nh, L, hs); row b holds ``pos[b]`` valid entries.
+            k_cache, v_cache: (B, nkv, L, hs); row b holds ``pos[b]`` valid entries.
             pos: (B,) where each row's new key/value goes (= its number of cached tokens).
             mask: (B, 1, 1, K) True where row b may attend to cache slot k (k <= pos[b]);
                 slots from K on are skipped, so K is any host-known bound of max(pos) + 1.
@@ -110,25 +130,37 @@ class CausalSelfAttention(nn.Module):
         k_cache[rows, :, pos] = k[:, :, 0]
         v_cache[rows, :, pos] = v[:, :, 0]
         K = mask.shape[-1]
-        y = F.scaled_dot_product_attention(q, k_cache[:, :, :K], v_cache[:, :, :K], attn_mask=mask)
+        y = F.scaled_dot_product_attention(q, k_cache[:, :, :K], v_cache[:, :, :K], attn_mask=mask,
+                                           enable_gqa=self.gqa)
         return self._out(y)
 
 
 class MLP(nn.Module):
-    """Position-wise feed-forward layer: C -> 4C -> GELU -> C.
+    """Position-wise feed-forward layer, C -> inner -> C.
 
-    GELU uses the tanh approximation, which is GPT-2's ``gelu_new``.
+    ``kind="gelu"`` (GPT-2): c_proj(GELU(c_fc(x))), GELU with the tanh approximation (GPT-2's
+    ``gelu_new``), inner = 4C by default. ``kind="swiglu"`` (Llama, Shazeer 2020):
+    c_proj(SiLU(gate(x)) * up(x)), with gate and up stacked in ``c_fc`` (gate rows first).
     """
 
-    def __init__(self, n_embd: int, dropout: float = 0.0, bias: bool = True):
+    def __init__(self, n_embd: int, dropout: float = 0.0, bias: bool = True, kind: str = "gelu",
+                 inner: int = 0):
         super().__init__()
-        self.c_fc = nn.Linear(n_embd, 4 * n_embd, bias=bias)
+        self.kind = kind
+        inner = inner or 4 * n_embd
+        self.c_fc = nn.Linear(n_embd, 2 * inner if kind == "swiglu" else inner, bias=bias)
         self.gelu = nn.GELU(approximate="tanh")
-        self.c_proj = nn.Linear(4 * n_embd, n_embd, bias=bias)
+        self.c_proj = nn.Linear(inner, n_embd, bias=bias)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+        h = self.c_fc(x)
+        if self.kind == "swiglu":
+            gate, up = h.chunk(2, dim=-1)
+            h = F.silu(gate) * up
+        else:
+            h = self.gelu(h)
+        return self.dropout(self.c_proj(h))
 
 
-__all__ = ["MLP", "CausalSelfAttention", "Rope", "RotaryEmbedding", "apply_rotary"]
+__all__ = ["MLP", "CausalSelfAttention", "Rope", "RotaryEmbedding", "apply_rotary", "make_norm"]

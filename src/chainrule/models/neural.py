@@ -52,6 +52,10 @@ from chainrule.models.configs import (
 _SCORE_CHUNK_TOKENS = 8192
 
 
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_DTYPE_NAMES = {v: k for k, v in _DTYPES.items()}
+
+
 # -- the base class ----------------------------------------------------------------------------
 def _detach(state: Any) -> Any:
     if state is None:
@@ -172,7 +176,11 @@ class NeuralLM(nn.Module, Generator):
 
     # -- persistence -------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.cfg)
+        out = dataclasses.asdict(self.cfg)
+        dtype = next(self.parameters()).dtype
+        if dtype != torch.float32:  # weights kept (and loaded) in this dtype
+            out["dtype"] = _DTYPE_NAMES[dtype]
+        return out
 
     def _weights_to_save(self) -> dict[str, torch.Tensor]:
         state = self.state_dict()
@@ -208,6 +216,11 @@ class NeuralLM(nn.Module, Generator):
                 f"{where}: config.json is not a valid {cls.family} config ({e}); the directory "
                 "is corrupt or was written by another version."
             ) from None
+        dtype = config.get("dtype", "float32")
+        if dtype not in _DTYPES:
+            raise ModelFormatError(f"{where}: config.json names dtype {dtype!r}; this chainrule "
+                                   f"reads {', '.join(_DTYPES)}.")
+        model.to(_DTYPES[dtype])
         tensors = read_safetensors(directory / "model.safetensors")
         expected = model._weights_to_save()
         missing = sorted(set(expected) - set(tensors))

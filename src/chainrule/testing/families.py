@@ -74,6 +74,14 @@ def _gpt_rotary(task: TinyTask):
     return _gpt(task, positions="rotary")
 
 
+def _gpt_llama(task: TinyTask):
+    # Llama's shape: RMSNorm, SwiGLU, rotary with its own base, grouped-query attention (2
+    # query heads share one key/value head), no biases, a separate output layer
+    return _fit_neural("gpt", task, lr=1e-2, block_size=6, n_layer=2, n_head=2, n_embd=16,
+                       dropout=0.1, positions="rotary", rope_theta=500.0, norm="rmsnorm",
+                       mlp="swiglu", n_inner=24, n_kv_head=1, bias=False, tie_weights=False)
+
+
 def _ngram(task: TinyTask, order: int = 3, smoothing: str = "mkn", **kwargs):
     from chainrule.models.ngram import NgramModel
 
@@ -110,6 +118,7 @@ FAMILY_SPECS: dict[str, FamilySpec] = {
     "lstm": FamilySpec("lstm", _lstm),
     "gpt": FamilySpec("gpt", _gpt),
     "gpt-rotary": FamilySpec("gpt", _gpt_rotary),
+    "gpt-llama": FamilySpec("gpt", _gpt_llama),
     # toys that prove the interface for conditional and masked models (chainrule.testing.toys)
     "toy-source-bigram": FamilySpec("toy-source-bigram", _toy("SourceBigramLM")),
     "toy-masked": FamilySpec("toy-masked", _toy("NeighbourMaskedLM")),
