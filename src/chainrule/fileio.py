@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,64 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) while the block runs, so
+    processes that would write the same files take turns. Where that is impossible (no
+    ``fcntl`` on Windows, a read-only directory) the block runs without a lock."""
+    path = Path(path)
+    try:
+        import fcntl
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(path, "a")  # noqa: SIM115 (closed by the with below)
+    except (ImportError, OSError):
+        yield
+        return
+    with f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+    """Fill a temporary directory beside ``path``; on success it is renamed to ``path``.
+
+    If the block raises, the temporary directory is removed and ``path`` is left untouched. An
+    existing non-empty ``path`` is refused unless ``overwrite`` (then it is replaced whole).
+    """
+    from chainrule.errors import ConfigError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{str(path)!r} is a file; give a directory to write into.")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise ConfigError(f"{str(path)!r} already exists and is not empty; choose a new "
+                          "directory or allow overwriting it (--force).")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())
+        yield tmp
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                os.replace(old, path)  # put the previous contents back
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
@@ -117,9 +176,11 @@ def require_file(path: str | os.PathLike, what: str = "file") -> Path:
 
 __all__ = [
     "ChainruleError",
+    "atomic_directory",
     "atomic_open",
     "atomic_write_bytes",
     "atomic_write_text",
+    "file_lock",
     "read_json",
     "read_safetensors",
     "require_file",

@@ -1,6 +1,8 @@
 """The ``chainrule`` command. Thin: parse arguments, call the library, print.
 
 Each subcommand group lives in its own module with a ``register(subparsers)`` function.
+``--threads N`` belongs to every command (before or after the subcommand's name); it and its
+default (:func:`chainrule.threads.default_threads`) are applied just before the command runs.
 User errors (``ChainruleError``) print one sentence and exit 2; nothing prints a traceback
 unless ``CHAINRULE_DEBUG=1`` is set.
 """
@@ -28,7 +30,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(f"chainrule.cli.{name}").register(sub)
+    _add_threads_option(parser)
     return parser
+
+
+THREADS_HELP = ("CPU threads for PyTorch (default: CHAINRULE_THREADS or OMP_NUM_THREADS if set, "
+                "else the physical cores, at most 8, fewer when the machine is busy)")
+
+
+def _add_threads_option(parser: argparse.ArgumentParser, top: bool = True) -> None:
+    """``--threads N`` on ``parser`` and on every subcommand below it (checked in :func:`main`,
+    so a bad value is one sentence; SUPPRESS keeps a subcommand from resetting the top one)."""
+    parser.add_argument("--threads", metavar="N", help=THREADS_HELP,
+                        default=None if top else argparse.SUPPRESS)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):  # aliases share a parser
+                _add_threads_option(child, top=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2 if args.command is None else 0
     try:
+        from chainrule.threads import parse_threads, set_threads
+
+        set_threads(None if args.threads is None else parse_threads(args.threads))
         return int(args.func(args) or 0)
     except ChainruleError as e:
         print(f"error: {e}", file=sys.stderr)

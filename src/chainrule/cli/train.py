@@ -10,8 +10,12 @@ import argparse
 
 from chainrule.errors import ConfigError
 
-NGRAM_FAMILIES = {"ngram"}
-NEURAL_FAMILIES = {"ffnn", "rnn", "lstm", "gpt"}
+
+def _trainable() -> dict[str, str]:
+    """family -> trainer, from the one registry (``chainrule.models.base``)."""
+    from chainrule.models.base import families
+
+    return {f.name: f.trainer for f in families() if f.trainer is not None}
 
 
 def register(sub) -> None:
@@ -22,7 +26,7 @@ def register(sub) -> None:
         epilog=_neural_keys_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--family", required=True, choices=sorted(NGRAM_FAMILIES | NEURAL_FAMILIES))
+    p.add_argument("--family", required=True, choices=sorted(_trainable()))
     p.add_argument("args", nargs="*", metavar="CORPUS|KEY=VALUE",
                    help="corpus files (text; one sentence per line for n-grams) and, for neural "
                         "families, KEY=VALUE overrides of the preset")
@@ -42,6 +46,9 @@ def register(sub) -> None:
     g.add_argument("--kind", choices=["char", "word", "bpe", "bytebpe"],
                    help="train a tokenizer of this kind first (when --tokenizer is not given)")
     g.add_argument("--resume", action="store_true")
+    g.add_argument("--cache", metavar="DIR",
+                   help="where the tokenised corpus (token ids, memory-mapped) is kept and "
+                        "reused (default: MODEL_DIR/data)")
     g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
     g.add_argument("--compile", action="store_true", help="use torch.compile")
     p.set_defaults(func=run)
@@ -55,19 +62,19 @@ def _neural_keys_help() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.family in NGRAM_FAMILIES:
-        neural_only = [f for f in ("preset", "kind", "device") if getattr(args, f)]
+    if _trainable()[args.family] == "ngram":
+        neural_only = [f for f in ("preset", "kind", "device", "cache") if getattr(args, f)]
         neural_only += [f for f in ("resume", "compile") if getattr(args, f)]
         if neural_only:
             raise ConfigError(
                 f"--{neural_only[0]} applies to neural families, not to --family {args.family}."
             )
-        from chainrule.models.ngram.cli import train as train_ngram
+        from chainrule.cli.train_ngram import train as train_ngram
 
         return train_ngram(args)
     ngram_only = [f for f in ("order", "smoothing", "k", "prune", "vocab") if getattr(args, f)]
     if ngram_only:
         raise ConfigError(f"--{ngram_only[0]} applies to --family ngram, not to {args.family}.")
-    from chainrule.training.cli import train as train_neural
+    from chainrule.cli.train_neural import train as train_neural
 
     return train_neural(args)

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.errors import ConfigError, DataError, TokenizerError
-from chainrule.fileio import atomic_open, write_json
+from chainrule.fileio import atomic_open, file_lock, write_json
 
 from .readers import CHUNK_CHARS, iter_chunks, iter_sentences, resolve_paths
 
@@ -196,11 +196,13 @@ def _read_header(cache_dir: Path) -> tuple[dict[str, Any], str | None]:
 
 # -- building ------------------------------------------------------------------------------------
 def _pieces(
-    files: list[Path], format: str, field: str, frame: str, chunk_chars: int
+    files: list[Path], format: str, field: str, frame: str, chunk_chars: int,
+    universal_lines: bool = False,
 ) -> Iterator[tuple[bool, str, bool]]:
     """``(starts_unit, text, ends_unit)`` in corpus order for the chosen frame."""
     if frame == "lines":
-        for line in iter_sentences(files, format, field, chunk_chars=chunk_chars):
+        for line in iter_sentences(files, format, field, chunk_chars=chunk_chars,
+                                   universal=universal_lines):
             yield True, line, True
         return
     prev_doc = -1
@@ -281,6 +283,7 @@ def tokenize_corpus(
     workers: int = 1,
     content_hash: bool = False,
     force: bool = False,
+    universal_lines: bool = False,
     chunk_chars: int = CHUNK_CHARS,
     batch_chars: int = BATCH_CHARS,
 ) -> TokenizedCorpus:
@@ -296,11 +299,17 @@ def tokenize_corpus(
         workers: processes that encode (0: one per CPU). Ids are identical for any value.
         content_hash: fingerprint files by content, not by size and modification time.
         force: rebuild even if the cache is valid.
+        universal_lines: for ``frame="lines"``, split lines like ``str.splitlines`` (also at
+            ``\\r``, ``\\x0c``, ``\\u2028``, ...) rather than at ``\\n`` only; the
+            training engine's ``boundaries=lines`` does this.
         chunk_chars / batch_chars: size of the text pieces read / handed to one encode call;
             memory stays within a small multiple of these, whatever the corpus size.
 
     Returns:
         The :class:`TokenizedCorpus`; ``.ids`` is a memmap of shape ``(count,)``.
+
+    Processes that build the same ``cache_dir`` at once (say, the ranks of a ``torchrun`` job)
+    take turns through a lock file (``.lock``) there: the first builds, the others reuse.
     """
     if frame not in FRAMES:
         raise ConfigError(f"unknown frame {frame!r}; use one of {', '.join(FRAMES)}.")
@@ -323,10 +332,24 @@ def tokenize_corpus(
         "frame": frame,
         "bos": bos,
         "eos": eos,
+        "universal_lines": bool(universal_lines and frame == "lines"),
     }
+    with file_lock(cache_dir / ".lock"):
+        return _build(files, tokenizer, cache_dir, expected, format=format, field=field,
+                      workers=workers, force=force, chunk_chars=chunk_chars,
+                      batch_chars=batch_chars)
+
+
+def _build(files: list[Path], tokenizer: Any, cache_dir: Path, expected: dict[str, Any], *,
+           format: str, field: str, workers: int, force: bool, chunk_chars: int,
+           batch_chars: int) -> TokenizedCorpus:
+    """Reuse the cache in ``cache_dir`` if its header matches ``expected``, else build it."""
+    frame, bos, eos = expected["frame"], expected["bos"], expected["eos"]
+    bos_id, eos_id = tokenizer.bos_id, tokenizer.eos_id
     old, problem = _read_header(cache_dir)
     if not force and problem is None:
-        stale = [k for k in ("tokenizer", "corpus", "frame", "bos", "eos")
+        old.setdefault("universal_lines", False)  # headers written before the option existed
+        stale = [k for k in ("tokenizer", "corpus", "frame", "bos", "eos", "universal_lines")
                  if _key(old.get(k)) != _key(expected[k])]
         if not stale:
             return TokenizedCorpus(cache_dir, old, reused=True)
@@ -344,7 +367,8 @@ def tokenize_corpus(
     with atomic_open(cache_dir / "tokens.bin", "wb") as f, \
             atomic_open(cache_dir / "offsets.bin", "wb") as f_off:
         first = True
-        pieces = _pieces(files, format, field, frame, chunk_chars)
+        pieces = _pieces(files, format, field, frame, chunk_chars,
+                         expected["universal_lines"])
         for batch, flat, lengths in _encoded_batches(pieces, tokenizer, workers, batch_chars):
             if flat.size and (flat.min() < 0 or flat.max() > limit):
                 raise TokenizerError(

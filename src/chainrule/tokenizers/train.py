@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from chainrule.errors import ConfigError, TokenizerError
@@ -26,6 +26,10 @@ _OPTIONS = {
     "bpe": {"end_of_word", "use_core"},
     "bytebpe": {"use_core"},
 }
+
+
+# kinds trained by counting, which read files piece by piece instead of whole (bounded memory)
+STREAMED_KINDS = ("char", "word")
 
 
 def read_corpus(texts_or_paths: Iterable[str | os.PathLike]) -> list[str]:
@@ -80,15 +84,46 @@ def train_tokenizer(
         if not isinstance(texts_or_paths, (str, os.PathLike))
         else [texts_or_paths]
     )
+    if kind in STREAMED_KINDS:
+        return _train_streamed(kind, items, vocab_size, min_count or 1, options)
     texts = read_corpus(items)
     if not any(t.strip() for t in texts):
-        files = [str(p) for p in items if isinstance(p, os.PathLike)]
-        where = f" ({', '.join(map(repr, files))})" if files else ""
-        raise TokenizerError(
-            f"the corpus{where} is empty or only whitespace; pass a text corpus to train on."
-        )
+        raise _empty_corpus(items)
     if kind in ("bpe", "bytebpe"):
         if vocab_size is None:
             raise ConfigError(f"a {kind} tokenizer needs a vocabulary size (--vocab-size N).")
         return KINDS[kind].train(texts, vocab_size, min_count=min_count or 2, **options)
     return KINDS[kind].train(texts, vocab_size, min_count or 1, **options)
+
+
+def _empty_corpus(items: list) -> TokenizerError:
+    files = [str(p) for p in items if isinstance(p, os.PathLike)]
+    where = f" ({', '.join(map(repr, files))})" if files else ""
+    return TokenizerError(
+        f"the corpus{where} is empty or only whitespace; pass a text corpus to train on."
+    )
+
+
+def _train_streamed(kind: str, items: list, vocab_size: int | None, min_count: int,
+                    options: dict[str, Any]) -> Tokenizer:
+    """Train a counting kind (char, word) on texts and files, reading files piece by piece."""
+    from chainrule.data.readers import iter_text_pieces
+
+    seen = False
+
+    def texts() -> Iterator[str]:
+        nonlocal seen
+        for item in items:
+            for piece in iter_text_pieces(item) if isinstance(item, os.PathLike) else [str(item)]:
+                seen = seen or bool(piece.strip())
+                yield piece
+
+    try:
+        tokenizer = KINDS[kind].train(texts(), vocab_size, min_count, **options)
+    except TokenizerError:
+        if seen:
+            raise
+        tokenizer = None
+    if not seen:
+        raise _empty_corpus(items)
+    return tokenizer

@@ -1,7 +1,9 @@
 """``chainrule train --family {ffnn,rnn,lstm,gpt}``: the command-line face of the engine.
 
 Thin: turn flags, the preset and ``KEY=VALUE`` overrides into a :class:`TrainConfig`, get a
-tokenizer (given, resumed, or trained), turn the corpus into ids, call :func:`train`, print.
+tokenizer (given, resumed, or trained), tokenise the corpus into the token cache
+(``MODEL_DIR/data`` or ``--cache DIR``; :func:`chainrule.training.data.corpus_ids`), call
+:func:`train` on the memory-mapped ids, print.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chainrule.errors import ConfigError, TokenizerError
+from chainrule.data import resolve_paths
+from chainrule.errors import ConfigError
 from chainrule.training.checkpoint import find_checkpoint, read_train_state
-from chainrule.training.config import FIELD_TYPES, TrainConfig, make_config
-from chainrule.training.data import encode_text, read_corpus, split_text
+from chainrule.training.config import TrainConfig, make_config
+from chainrule.training.data import CorpusIds, corpus_ids
 
 
 def split_args(items: list[str]) -> tuple[list[str], list[str]]:
@@ -44,7 +47,7 @@ def build_config(args: argparse.Namespace, overrides: list[str]) -> TrainConfig:
             raise ConfigError(f"--resume was given but {str(out)!r} holds no training "
                               "checkpoint; drop --resume to start a new run.")
         saved = read_train_state(found, args.family).get("config", {})
-        base = {k: v for k, v in saved.items() if k in FIELD_TYPES}
+        base = saved  # training keys and the saved model settings ("model")
     extra = list(overrides)
     if args.device:
         extra.append(f"device={args.device}")
@@ -53,7 +56,7 @@ def build_config(args: argparse.Namespace, overrides: list[str]) -> TrainConfig:
     return make_config(args.family, args.preset, extra, base=base)
 
 
-def get_tokenizer(args: argparse.Namespace, cfg: TrainConfig, files: list[str]):
+def get_tokenizer(args: argparse.Namespace, cfg: TrainConfig, files: list[Path]):
     """``--tokenizer``, else the resumed run's, else one trained on the corpus files."""
     from chainrule.tokenizers import load_tokenizer
 
@@ -63,12 +66,9 @@ def get_tokenizer(args: argparse.Namespace, cfg: TrainConfig, files: list[str]):
         found = find_checkpoint(Path(args.output))
         if found is not None and (found / "tokenizer.json").exists():
             return load_tokenizer(found / "tokenizer.json")
+    from chainrule.tokenizers import train_tokenizer
+
     kind = args.kind or cfg.tokenizer_kind
-    try:
-        from chainrule.tokenizers import train_tokenizer
-    except ImportError:
-        raise TokenizerError("this chainrule cannot train tokenizers yet; pass a trained one "
-                             "with --tokenizer TOK.json.") from None
     kwargs: dict[str, Any] = {}
     if cfg.vocab_size:
         kwargs["vocab_size"] = cfg.vocab_size
@@ -77,37 +77,42 @@ def get_tokenizer(args: argparse.Namespace, cfg: TrainConfig, files: list[str]):
     return train_tokenizer(kind, [Path(f) for f in files], **kwargs)
 
 
-def corpus_ids(cfg: TrainConfig, files: list[str], tokenizer):
-    """(train ids, validation ids or None): split off ``val_fraction`` unless ``val_data``."""
-    text = read_corpus(files)
-    if cfg.val_data:
-        train_text, val_text = text, read_corpus([cfg.val_data])
-    else:
-        train_text, val_text = split_text(text, cfg.val_fraction, cfg.boundaries)
-    train_ids = encode_text(train_text, tokenizer, cfg.boundaries)
-    val_ids = encode_text(val_text, tokenizer, cfg.boundaries) if val_text else None
-    return train_ids, val_ids
+def load_corpus(args: argparse.Namespace, cfg: TrainConfig, files: list[Path],
+                tokenizer) -> CorpusIds:
+    """The run's ids from the token cache (``--cache DIR``, default ``MODEL_DIR/data``)."""
+    cache = Path(args.cache) if args.cache else Path(args.output) / "data"
+    data = corpus_ids(files, tokenizer, cache, boundaries=cfg.boundaries,
+                      val_fraction=cfg.val_fraction, val_data=cfg.val_data)
+    if not args.json and int(os.environ.get("RANK", "0")) == 0:
+        for c in data.caches:
+            how = "reused" if c.reused else "tokenised into"
+            print(f"corpus: {c.count:,} tokens, {how} {c.directory}", file=sys.stderr)
+    return data
 
 
 def train(args: argparse.Namespace) -> int:
     """Run ``chainrule train`` for a neural family; return the exit code."""
     from chainrule.training.loop import train as run_training
 
-    files, overrides = split_args(args.args)
-    if not files:
+    names, overrides = split_args(args.args)
+    if not names:
         raise ConfigError("no corpus file given; pass one or more text files to train on.")
     cfg = build_config(args, overrides)
     from chainrule.training.loop import resolve_device
 
     resolve_device(cfg.device)  # refuse a missing GPU before any work
+    if not args.resume and find_checkpoint(Path(args.output)) is not None:
+        raise ConfigError(f"{args.output!r} already holds a training run; pass --resume "
+                          "to continue it, or choose another -o.")
+    files = resolve_paths(names)  # directories and patterns -> files; a missing one is named
     tokenizer = get_tokenizer(args, cfg, files)
-    train_ids, val_ids = corpus_ids(cfg, files, tokenizer)
-    summary = run_training(cfg, train_ids, val_ids, args.output, tokenizer=tokenizer,
+    data = load_corpus(args, cfg, files, tokenizer)
+    summary = run_training(cfg, data.train, data.val, args.output, tokenizer=tokenizer,
                            resume=args.resume, progress=not args.json)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
-    summary["train_tokens"] = len(train_ids)
-    summary["val_tokens"] = len(val_ids) if val_ids is not None else 0
+    summary["train_tokens"] = len(data.train)
+    summary["val_tokens"] = len(data.val) if data.val is not None else 0
     if args.json:
         from chainrule.cli._output import print_json
 
@@ -123,4 +128,4 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["build_config", "corpus_ids", "get_tokenizer", "split_args", "train"]
+__all__ = ["build_config", "get_tokenizer", "load_corpus", "split_args", "train"]
