@@ -21,13 +21,10 @@ rebuild, so a crash leaves no header that vouches for the wrong ids.
 
 from __future__ import annotations
 
-import collections
 import hashlib
-import itertools
 import json
-import multiprocessing
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +34,8 @@ import numpy as np
 from chainrule.errors import ConfigError, DataError, TokenizerError
 from chainrule.fileio import atomic_open, file_lock, write_json
 
-from .readers import CHUNK_CHARS, iter_chunks, iter_sentences, resolve_paths
+from .encode_pipeline import corpus_pieces, encoded_batches
+from .readers import CHUNK_CHARS, resolve_paths
 
 CACHE_FORMAT = "chainrule-tokens"
 CACHE_VERSION = 1
@@ -195,81 +193,6 @@ def _read_header(cache_dir: Path) -> tuple[dict[str, Any], str | None]:
 
 
 # -- building ------------------------------------------------------------------------------------
-def _pieces(
-    files: list[Path], format: str, field: str, frame: str, chunk_chars: int,
-    universal_lines: bool = False,
-) -> Iterator[tuple[bool, str, bool]]:
-    """``(starts_unit, text, ends_unit)`` in corpus order for the chosen frame."""
-    if frame == "lines":
-        for line in iter_sentences(files, format, field, chunk_chars=chunk_chars,
-                                   universal=universal_lines):
-            yield True, line, True
-        return
-    prev_doc = -1
-    for chunk in iter_chunks(files, format, field, chunk_chars=chunk_chars):
-        text = chunk.text
-        if frame == "stream" and chunk.last and not text.endswith("\n"):
-            text += "\n"  # the stream text of the readers: documents end in a newline
-        yield chunk.doc != prev_doc, text, chunk.last
-        prev_doc = chunk.doc
-
-
-_WORKER_TOKENIZER: Any = None
-
-
-def _init_worker(tokenizer: Any) -> None:
-    global _WORKER_TOKENIZER
-    _WORKER_TOKENIZER = tokenizer
-
-
-def _encode_batch(texts: list[str], tokenizer: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """Encode texts; return all ids concatenated (int64) and each text's length."""
-    tok = tokenizer if tokenizer is not None else _WORKER_TOKENIZER
-    encoded = tok.encode_batch(texts)
-    lengths = np.fromiter((len(e) for e in encoded), dtype=np.int64, count=len(encoded))
-    flat = np.fromiter(itertools.chain.from_iterable(encoded), dtype=np.int64,
-                       count=int(lengths.sum()))
-    return flat, lengths
-
-
-def _batches(
-    pieces: Iterator[tuple[bool, str, bool]], batch_chars: int
-) -> Iterator[list[tuple[bool, str, bool]]]:
-    batch: list[tuple[bool, str, bool]] = []
-    size = 0
-    for piece in pieces:
-        batch.append(piece)
-        size += len(piece[1]) + 16
-        if size >= batch_chars:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
-
-
-def _encoded_batches(
-    pieces: Iterator[tuple[bool, str, bool]], tokenizer: Any, workers: int, batch_chars: int
-) -> Iterator[tuple[list[tuple[bool, str, bool]], np.ndarray, np.ndarray]]:
-    """Yield each batch with its ids, in order; with ``workers > 1`` encode in processes,
-    keeping at most ``2 * workers`` batches in flight (bounded memory)."""
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        for batch in _batches(pieces, batch_chars):
-            yield (batch, *_encode_batch([t for _, t, _ in batch], tokenizer))
-        return
-    # fork: the workers inherit the tokenizer (nothing to pickle, test-defined classes work)
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(tokenizer,)) as pool:
-        pending: collections.deque = collections.deque()
-        for batch in _batches(pieces, batch_chars):
-            pending.append((batch, pool.apply_async(_encode_batch, ([t for _, t, _ in batch],))))
-            if len(pending) >= 2 * workers:
-                b, res = pending.popleft()
-                yield (b, *res.get())
-        while pending:
-            b, res = pending.popleft()
-            yield (b, *res.get())
-
-
 def tokenize_corpus(
     paths: str | os.PathLike | Iterable[str | os.PathLike],
     tokenizer: Any,
@@ -367,9 +290,9 @@ def _build(files: list[Path], tokenizer: Any, cache_dir: Path, expected: dict[st
     with atomic_open(cache_dir / "tokens.bin", "wb") as f, \
             atomic_open(cache_dir / "offsets.bin", "wb") as f_off:
         first = True
-        pieces = _pieces(files, format, field, frame, chunk_chars,
+        pieces = corpus_pieces(files, format, field, frame, chunk_chars,
                          expected["universal_lines"])
-        for batch, flat, lengths in _encoded_batches(pieces, tokenizer, workers, batch_chars):
+        for batch, flat, lengths in encoded_batches(pieces, tokenizer, workers, batch_chars):
             if flat.size and (flat.min() < 0 or flat.max() > limit):
                 raise TokenizerError(
                     f"the tokenizer produced id {int(flat.max())} outside 0..{limit} although "
