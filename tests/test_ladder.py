@@ -236,3 +236,37 @@ def test_ladder_cli_bengio_options(tmp_path, capsys):
     assert main(["ladder", "--data", str(corpus), "-o", str(tmp_path / "r"),
                  "--vocab-from", "everything"]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_pretrained_rung_is_scored_with_its_own_tokenizer_and_marked(tmp_path):
+    """A model trained elsewhere (here: a char-level unigram) joins the table; its per-word and
+    per-byte figures are what compare, and nothing is trained or rewritten in its directory."""
+    from chainrule.evaluation.textscore import load_model_and_tokenizer
+    from chainrule.models.reference import UnigramModel
+    from chainrule.tokenizers import train_tokenizer
+
+    corpus = _corpus(tmp_path / "c.txt", n=120)
+    lines = [ln for ln in corpus.read_text().splitlines() if ln]
+    tok = train_tokenizer("char", lines)
+    elsewhere = tmp_path / "elsewhere"
+    seqs = [[tok.bos_id, *tok.encode(x), tok.eos_id] for x in lines[:50]]
+    UnigramModel(tok.vocab_size, tok.bos_id, tok.eos_id).fit(seqs).save(elsewhere)
+    tok.save(elsewhere / "tokenizer.json")
+    before = (elsewhere / "model.safetensors").read_bytes()
+
+    cfg = LadderConfig(data=(str(corpus),), output=str(tmp_path / "r"),
+                       rungs=("unigram", "pretrained"), pretrained=str(elsewhere), min_count=1,
+                       sample_tokens=3)
+    data, (word_uni, pre) = run_ladder(cfg)
+    model, its_tok = load_model_and_tokenizer(elsewhere)
+    expected = perplexity(model, its_tok, data.eval_lines(data.test_lines))
+    assert pre.test_ppl_per_word == pytest.approx(expected.perplexity_per_word)
+    assert pre.test_bits_per_byte == pytest.approx(expected.bits_per_byte)
+    assert pre.test_tokens != word_uni.test_tokens  # characters, not words
+    assert "not on this corpus" in pre.notes and pre.steps is None
+    assert (elsewhere / "model.safetensors").read_bytes() == before
+    from chainrule.evaluation.ladder_report import table_rows
+
+    assert table_rows([word_uni, pre])[1]["status"] == "ok (pretrained elsewhere)"
+    with pytest.raises(Exception, match="--pretrained"):
+        LadderConfig(data=(str(corpus),), output=str(tmp_path / "x"), rungs=("pretrained",))

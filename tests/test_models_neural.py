@@ -383,3 +383,17 @@ def test_gpt_cache_grows_past_its_first_allocation_and_still_equals_the_full_pas
             assert torch.allclose(lp, full[:, t - 1], atol=1e-5), f"position {t - 1}"
             lp, state = model.step(state, x[:, t])
         assert state.k.shape[3] == 256  # grew 64 -> 128 -> 256, never past block_size
+
+
+@pytest.mark.parametrize(("preset", "params"), [("gpt2-124m", 124_439_808),
+                                                ("smollm2-135m", 134_515_008)])
+def test_architecture_presets_build_the_published_sizes(preset, params):
+    """The GPT-2 and Llama (SmolLM2) shapes are presets of the one GPT; the parameter counts are
+    the published models' (GPT-2 small 124M; SmolLM2-135M with tied embeddings)."""
+    from chainrule.training.build import default_model_factory
+    from chainrule.training.config import make_config
+
+    cfg = make_config("gpt", preset, ["device=cpu"])
+    with torch.device("meta"):  # shapes only: no memory, no init time
+        model = default_model_factory(cfg, cfg.vocab_size, 0, 1)
+    assert model.num_parameters() == params

@@ -55,6 +55,10 @@ def _ladder_options(p: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")
     p.add_argument("--set", action="append", default=[], metavar="FAMILY.KEY=VALUE",
                    help="override a neural setting, e.g. gpt.n_layer=4 or lstm.max_iters=3000")
+    p.add_argument("--pretrained", default="", metavar="MODEL_DIR",
+                   help="a model trained elsewhere (e.g. `chainrule pretrained get`) scored as "
+                        "the 'pretrained' rung, added to --rungs; compare it per word and per "
+                        "byte")
     p.add_argument("--valid", nargs="+", default=(), metavar="FILE",
                    help="separate validation files (with --test)")
     p.add_argument("--test", nargs="+", default=(), metavar="FILE",
@@ -140,8 +144,11 @@ def run_ladder_cmd(args: argparse.Namespace) -> int:
     from chainrule.evaluation.ladder import LadderConfig
 
     steps, seconds = parse_budget(args.budget)
+    rungs = _rungs(args.rungs)
+    if args.pretrained and "pretrained" not in rungs:
+        rungs += ("pretrained",)
     cfg = LadderConfig(
-        data=tuple(args.data), output=args.output, rungs=_rungs(args.rungs),
+        data=tuple(args.data), output=args.output, rungs=rungs, pretrained=args.pretrained,
         test=tuple(args.test), valid=tuple(args.valid), split=_split(args.split),
         tokenizer_kind=args.tokenizer, vocab_size=args.vocab_size, min_count=args.min_count,
         vocab_from=args.vocab_from, stream=args.stream, lowercase=args.lowercase,

@@ -145,7 +145,10 @@ def _run_rung(rung: str, data: LadderData, pairs, log: Callable[[str], None]) ->
     res.family = model.family
     res.steps, res.tokens_seen = info.get("steps"), info.get("tokens_seen")
     res.parameters = int(model.num_parameters())
-    _evaluate(model, directory, data, res, pairs)
+    if info.get("pretrained"):
+        res.notes = ("pretrained elsewhere, not on this corpus; its own tokenizer, so compare "
+                     "per word and bits per byte, not per token")
+    _evaluate(model, directory, data, res, pairs, info.get("tokenizer") or data.tokenizer)
     log(f"  {rung:<8} test perplexity {res.test_ppl:9.2f}   ({res.train_seconds:.1f} s"
         + (f", {res.steps:,} steps" if res.steps else "")
         + (f", {res.tokens_seen:,} tokens seen" if res.tokens_seen else "")
@@ -153,10 +156,10 @@ def _run_rung(rung: str, data: LadderData, pairs, log: Callable[[str], None]) ->
     return res
 
 
-def _evaluate(model, directory: Path | None, data: LadderData, res: RungResult, pairs) -> None:
+def _evaluate(model, directory: Path | None, data: LadderData, res: RungResult, pairs,
+              tok) -> None:
     if hasattr(model, "eval"):
         model.eval()
-    tok = data.tokenizer
     res.set_test(perplexity(model, tok, data.eval_lines(data.test_lines), name=res.rung))
     if data.valid_lines:
         res.valid_ppl = perplexity(model, tok, data.eval_lines(data.valid_lines)).perplexity

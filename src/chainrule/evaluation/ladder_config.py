@@ -13,7 +13,8 @@ from typing import Any
 from chainrule.errors import ConfigError
 from chainrule.evaluation.perplexity import PerplexityReport
 
-ALL_RUNGS = ("uniform", "unigram", "bigram", "trigram", "kn5", "ffnn", "rnn", "lstm", "gpt")
+ALL_RUNGS = ("uniform", "unigram", "bigram", "trigram", "kn5", "ffnn", "rnn", "lstm", "gpt",
+             "pretrained")
 DEFAULT_RUNGS = ("unigram", "bigram", "trigram", "kn5", "ffnn", "lstm", "gpt")
 VOCAB_SOURCES = ("train", "all")
 
@@ -46,6 +47,9 @@ class LadderConfig:
         sample_tokens: length of each rung's sample.
         seed: seeds tokenizer ties, neural training and the samples.
         max_train_lines: 0 (all) or keep only the first N training lines.
+        pretrained: a model directory (e.g. an imported SmolLM2) scored as the ``pretrained``
+            rung with its own tokenizer: it was not trained on this corpus, and only its
+            per-word perplexity and bits per byte compare with the other rungs.
     """
 
     data: tuple[str, ...]
@@ -68,6 +72,7 @@ class LadderConfig:
     sample_tokens: int = 30
     seed: int = 1337
     max_train_lines: int = 0
+    pretrained: str = ""
 
     def __post_init__(self) -> None:
         problems = []
@@ -88,6 +93,9 @@ class LadderConfig:
         if self.vocab_from not in VOCAB_SOURCES:
             problems.append(f"vocab_from {self.vocab_from!r} must be one of "
                             f"{', '.join(VOCAB_SOURCES)}.")
+        if "pretrained" in self.rungs and not self.pretrained:
+            problems.append("the pretrained rung needs a model directory; pass --pretrained DIR "
+                            "(e.g. one made by `chainrule pretrained get`).")
         if self.neural_iters < 1:
             problems.append(f"neural_iters must be at least 1, got {self.neural_iters}.")
         if problems:

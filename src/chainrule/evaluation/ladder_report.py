@@ -49,7 +49,8 @@ def table_rows(results: Sequence[RungResult]) -> list[dict[str, str]]:
             "params": _fmt(r.parameters),
             **({"pairs %": _fmt(None if r.pairs_accuracy is None else 100 * r.pairs_accuracy)}
                if with_pairs else {}),
-            "status": r.status if r.status == "ok" else f"skipped: {r.reason}",
+            "status": (f"skipped: {r.reason}" if r.status != "ok" else
+                       "ok (pretrained elsewhere)" if r.rung == "pretrained" else "ok"),
         })
     return rows
 

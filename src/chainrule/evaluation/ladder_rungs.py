@@ -193,6 +193,14 @@ def _train_config(family: str, data, iters: int, **extra: Any):
     return make_config(family, overrides=base)
 
 
+def _pretrained(data):
+    """A model trained elsewhere, scored with its own tokenizer: nothing is trained here."""
+    from chainrule.evaluation.textscore import load_model_and_tokenizer
+
+    model, tok = load_model_and_tokenizer(data.config.pretrained)
+    return model, Path(data.config.pretrained), {"tokenizer": tok, "pretrained": True}
+
+
 def _stream(seqs: list[list[int]]) -> np.ndarray:
     """``<s> a b </s> <s> c </s> ...``: the training engine's ``boundaries="lines"`` layout."""
     return np.fromiter((t for s in seqs for t in s), dtype=np.int32)
@@ -208,6 +216,7 @@ TRAINERS: dict[str, Callable] = {
     "rnn": _neural("rnn"),
     "lstm": _neural("lstm"),
     "gpt": _neural("gpt"),
+    "pretrained": _pretrained,
 }
 
 __all__ = ["NEURAL_DEFAULTS", "TRAINERS", "train_tokenizer_for", "train_within"]
