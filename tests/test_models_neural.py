@@ -125,7 +125,8 @@ def test_token_logprobs_in_chunks_equal_the_full_distribution(family, monkeypatc
     m = tiny(family)
     x = tokens(T=19)
     full = m.logprobs(x[:, :-1]).gather(-1, x[:, 1:, None]).squeeze(-1)
-    monkeypatch.setattr(neural, "_SCORE_CHUNK_TOKENS", 7)  # several chunks of positions
+    # several chunks of positions: a budget of 7 positions per row
+    monkeypatch.setattr(neural, "_SCORE_CHUNK_FLOATS", 7 * x.shape[0] * m.vocab_size)
     assert torch.allclose(m.token_logprobs(x), full, atol=1e-5)
 
 

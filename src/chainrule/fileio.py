@@ -139,11 +139,28 @@ def read_json(path: str | os.PathLike, *, what: str = "file") -> Any:
 def write_safetensors(
     path: str | os.PathLike, tensors: dict, metadata: dict[str, str] | None = None
 ) -> None:
-    """Write tensors to a safetensors file atomically (weights never go through pickle)."""
-    from safetensors.torch import save
+    """Write tensors to a safetensors file atomically (weights never go through pickle).
 
-    data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=metadata)
-    atomic_write_bytes(path, data)
+    The file is written straight to a temporary path beside ``path`` (no second copy of the
+    weights in memory), then renamed over it.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp,
+                  metadata=metadata)
+        os.chmod(tmp, 0o666 & ~_umask())
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def read_safetensors(path: str | os.PathLike) -> dict:

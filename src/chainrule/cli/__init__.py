@@ -18,7 +18,8 @@ from chainrule import __version__
 from chainrule.errors import ChainruleError
 
 # modules under chainrule.cli that each register one or more subcommands
-SUBCOMMAND_MODULES = ["tokenizer", "corpus", "train", "eval", "ngram", "generate", "demo"]
+SUBCOMMAND_MODULES = ["tokenizer", "corpus", "train", "eval", "ngram", "generate", "chat", "importing",
+                      "export", "pretrained", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from typing import Any, TextIO
 
 from chainrule.errors import ConfigError, ModelFormatError
 
@@ -22,6 +23,21 @@ def register(sub) -> None:
     p.add_argument("--source", action="append", metavar="TEXT",
                    help="conditional (encoder-decoder) models: the source to condition on, "
                         "e.g. the sentence to translate (one per --prompt; repeat for a batch)")
+    add_decoding_options(p)
+    p.add_argument("--chat", metavar="QUESTION",
+                   help="one chat turn: render QUESTION with the model's chat template, "
+                        "generate, and print the answer only (see `chainrule chat`)")
+    p.add_argument("--system", metavar="TEXT", help="with --chat: the system message")
+    p.add_argument("--template", metavar="chatml|plain",
+                   help="with --chat: the chat template (default: the model's own, else plain)")
+    p.add_argument("--stream", action="store_true", help="print tokens as they are generated")
+    p.add_argument("--json", action="store_true", help="print one JSON object with all outputs")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (neural models)")
+    p.set_defaults(func=run)
+
+
+def add_decoding_options(p: argparse.ArgumentParser, max_tokens: int = 100) -> None:
+    """The decoding options of ``generate`` (also used by ``chat``)."""
     p.add_argument("--strategy", default="sample", metavar="greedy|sample|beam",
                    help="decoding strategy (default: sample)")
     p.add_argument("--temperature", type=float, default=1.0, metavar="T",
@@ -37,49 +53,63 @@ def register(sub) -> None:
     p.add_argument("--length-penalty", type=float, default=1.0, metavar="A",
                    help="beam score = log-prob / length**A (default 1)")
     p.add_argument("--n", type=int, default=1, metavar="N", help="outputs per prompt")
-    p.add_argument("--max-tokens", type=int, default=100, metavar="N",
-                   help="most new tokens per output (default 100)")
+    p.add_argument("--max-tokens", type=int, default=max_tokens, metavar="N",
+                   help=f"most new tokens per output (default {max_tokens})")
     p.add_argument("--stop", nargs="+", default=[], metavar="S",
                    help="stop when the output contains any of these strings (not printed); "
                         "\\n and \\t mean newline and tab")
     p.add_argument("--seed", type=int, help="random seed (printed with --json when omitted)")
-    p.add_argument("--stream", action="store_true", help="print tokens as they are generated")
-    p.add_argument("--json", action="store_true", help="print one JSON object with all outputs")
     p.add_argument("--no-truncate", action="store_true",
                    help="refuse prompts longer than the model's context instead of cutting them")
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (neural models)")
-    p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from chainrule.decoding import GenerationConfig, generate, stream
-    from chainrule.decoding.session import resolve_seed
-    from chainrule.models import load_model
-    from chainrule.tokenizers import load_tokenizer
+def generation_config(args: argparse.Namespace, seed: int, stop: tuple[str, ...] = ()):
+    """The ``GenerationConfig`` the decoding options in ``args`` describe."""
+    from chainrule.decoding import GenerationConfig
 
-    seed = resolve_seed(args.seed)
-    config = GenerationConfig(
+    return GenerationConfig(
         strategy=args.strategy, max_new_tokens=args.max_tokens, temperature=args.temperature,
         top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
         repetition_penalty=args.repetition_penalty, num_beams=args.beams,
-        length_penalty=args.length_penalty, n=args.n, stop=tuple(map(_unescape, args.stop)),
-        seed=seed,
+        length_penalty=args.length_penalty, n=args.n,
+        stop=(*map(_unescape, args.stop), *stop), seed=seed,
         truncate=not args.no_truncate,
     )
+
+
+def load_model_and_tokenizer(model_dir: str, device: str | None = None):
+    """A saved model (moved to ``device``) and its tokenizer, checked to belong together."""
+    from chainrule.models import load_model
+    from chainrule.tokenizers import load_tokenizer
+
+    model = load_model(model_dir)
+    if device is not None:
+        if not hasattr(model, "to"):
+            raise ConfigError(f"--device applies to neural models, not to a {model.family} model.")
+        model.to(device)
+    tokenizer = load_tokenizer(model_dir)
+    if tokenizer.vocab_size != model.vocab_size:
+        raise ModelFormatError(
+            f"{model_dir!r}: the tokenizer has {tokenizer.vocab_size} tokens but the model "
+            f"{model.vocab_size}; the directory mixes files of different models."
+        )
+    return model, tokenizer
+
+
+def run(args: argparse.Namespace) -> int:
+    from chainrule.decoding import generate, stream
+    from chainrule.decoding.session import resolve_seed
+
+    seed = resolve_seed(args.seed)
+    config = generation_config(args, seed)
     if args.stream and args.json:
         raise ConfigError("--stream prints text as it comes and --json prints one object at the "
                           "end; choose one.")
-    model = load_model(args.model_dir)
-    if args.device is not None:
-        if not hasattr(model, "to"):
-            raise ConfigError(f"--device applies to neural models, not to a {model.family} model.")
-        model.to(args.device)
-    tokenizer = load_tokenizer(args.model_dir)
-    if tokenizer.vocab_size != model.vocab_size:
-        raise ModelFormatError(
-            f"{args.model_dir!r}: the tokenizer has {tokenizer.vocab_size} tokens but the model "
-            f"{model.vocab_size}; the directory mixes files of different models."
-        )
+    model, tokenizer = load_model_and_tokenizer(args.model_dir, args.device)
+    if args.chat is not None:
+        return _chat_turn(args, model, tokenizer, seed)
+    if args.system is not None or args.template is not None:
+        raise ConfigError("--system and --template belong to a chat turn; add --chat QUESTION.")
     sources = args.source
     prompts = args.prompt or [""] * (len(sources) if sources else 1)
     source_tokenizer = None
@@ -122,6 +152,86 @@ def run(args: argparse.Namespace) -> int:
                 print(_header(i, j, len(prompts), config.n, c.score if config.strategy == "beam"
                               else None))
             print(p + (c.text or ""))
+    return 0
+
+
+# -- one chat turn (--chat); `chainrule chat` repeats it ------------------------------------
+def conversation_start(system: str | None) -> list[dict[str, str]]:
+    """The messages a conversation starts with: the system message, if any."""
+    return [{"role": "system", "content": system}] if system else []
+
+
+def chat_prompt(model: Any, tokenizer: Any, template: Any, messages: list[dict[str, str]]):
+    """Prompt ids of ``messages`` rendered with ``template`` (decoding adds BOS)."""
+    from chainrule.tokenizers.chat import chat_prompt_ids
+
+    return chat_prompt_ids(tokenizer, template.render(messages), model.bos_id)
+
+
+class _AnswerWriter:
+    """Writes streamed pieces without the answer's leading and trailing whitespace."""
+
+    def __init__(self, out: TextIO):
+        self.out, self.started, self.pending = out, False, ""
+
+    def write(self, piece: str) -> None:
+        if not self.started:
+            piece = piece.lstrip()
+            self.started = bool(piece)
+        text = self.pending + piece
+        body = text.rstrip()
+        self.pending = text[len(body):]
+        if body:
+            self.out.write(body)
+            self.out.flush()
+
+    def close(self) -> None:
+        self.out.write("\n")
+        self.out.flush()
+
+
+def stream_answer(model, tokenizer, ids, config, out: TextIO):
+    """Stream the answer to prompt ``ids`` onto ``out``; return its ``Completion``."""
+    from chainrule.decoding import stream
+
+    results: list = []
+    writer = _AnswerWriter(out)
+    for ev in stream(model, [ids], config, tokenizer=tokenizer, results=results):
+        writer.write(ev.text)
+    writer.close()
+    return results[0][0]
+
+
+def _chat_turn(args: argparse.Namespace, model, tokenizer, seed: int) -> int:
+    """``chainrule generate MODEL_DIR --chat QUESTION``: one turn, the answer printed alone."""
+    from chainrule.decoding import generate
+    from chainrule.tokenizers.chat import load_chat_template
+
+    if args.prompt or args.source:
+        raise ConfigError("--chat is the prompt of a chat turn; drop --prompt and --source.")
+    template = load_chat_template(args.model_dir, args.template)
+    config = generation_config(args, seed, stop=template.stop)
+    messages = [*conversation_start(args.system), {"role": "user", "content": args.chat}]
+    ids = chat_prompt(model, tokenizer, template, messages)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = _show_warning
+        if args.stream and config.n == 1:
+            stream_answer(model, tokenizer, ids, config, sys.stdout)
+            return 0
+        [outs] = generate(model, [ids], config, tokenizer=tokenizer)
+    answers = [template.answer(c.text or "") for c in outs]
+    if args.json:
+        from chainrule.cli._output import print_json
+
+        print_json({"model": str(args.model_dir), "template": template.name,
+                    "strategy": config.strategy, "seed": seed, "messages": messages,
+                    "outputs": [{**c.to_dict(), "answer": a} for c, a in zip(outs, answers)]})
+        return 0
+    for j, (c, answer) in enumerate(zip(outs, answers)):
+        if config.n > 1:
+            print(_header(0, j, 1, config.n, c.score if config.strategy == "beam" else None))
+        print(answer)
     return 0
 
 

@@ -45,6 +45,7 @@ OOV_POLICY = (
     "perplexity and bits per byte; perplexity_excl_oov leaves them out (KenLM's convention)"
 )
 _FAST_BATCH_TOKENS = 1 << 20
+_NEURAL_BATCH_TOKENS = 1 << 12
 
 
 @dataclass(frozen=True)
@@ -95,9 +96,12 @@ def _exp(x: float) -> float:
 
 
 def _batch_tokens(model: Scorer) -> int | None:
-    # families that score without the (B, T, V) tensor take large batches
+    # families that score without the (B, T, V) tensor take large batches; a neural network's
+    # padded positions cost compute (and attention grows with length), so it takes fewer
     overridden = type(model).token_logprobs is not Generator.token_logprobs
-    return _FAST_BATCH_TOKENS if overridden and model.vocab_size > 4096 else None
+    if not (overridden and model.vocab_size > 4096):
+        return None
+    return _NEURAL_BATCH_TOKENS if isinstance(model, torch.nn.Module) else _FAST_BATCH_TOKENS
 
 
 def perplexity(

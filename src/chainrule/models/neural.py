@@ -48,8 +48,9 @@ from chainrule.models.configs import (
     RNNConfig,
 )
 
-# Rows of logits materialised at once by ``token_logprobs`` (B * chunk * V floats at a time).
-_SCORE_CHUNK_TOKENS = 8192
+# Logits materialised at once by ``token_logprobs``: B * chunk * V <= this many floats (64 MB),
+# so a 50k-token vocabulary gets a few hundred positions per chunk, a character one thousands.
+_SCORE_CHUNK_FLOATS = 1 << 24
 
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -152,7 +153,7 @@ class NeuralLM(nn.Module, Generator):
         """(B, T) -> (B, T-1) log P(tokens[:, t+1] | tokens[:, :t+1]), never holding (B, T, V).
 
         The output layer runs on chunks of positions, so scoring a long text needs memory for
-        only ``_SCORE_CHUNK_TOKENS`` rows of logits at a time.
+        only ``_SCORE_CHUNK_FLOATS`` logits at a time.
         """
         self._source(source, tokens.shape[0])
         tokens = self._to_device(tokens)
@@ -162,7 +163,7 @@ class NeuralLM(nn.Module, Generator):
             h = self.scoring_hidden(tokens[:, :-1])
             targets = tokens[:, 1:]
             B, T = targets.shape
-            chunk = max(1, _SCORE_CHUNK_TOKENS // max(B, 1))
+            chunk = max(1, _SCORE_CHUNK_FLOATS // (max(B, 1) * self.vocab_size))
             out = []
             for a in range(0, T, chunk):
                 logits = self.head(h[:, a : a + chunk]).float()  # (B, chunk, V)

@@ -18,6 +18,27 @@ import regex
 # GPT-2's pre-tokenisation pattern (contractions, letter runs, number runs, other runs, spaces).
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 GPT2_RE = regex.compile(GPT2_PATTERN)
+# Every numeric character (\p{N}: what Hugging Face's ``Digits(individual_digits=True)`` and
+# llama.cpp's ``smollm`` / ``starcoder`` pre-tokenisers isolate) as a piece of its own.
+DIGIT_RE = regex.compile(r"\p{N}")
+
+
+def digit_segments(text: str) -> list[str]:
+    """``text`` cut into single numeric characters and the runs between them.
+
+    Example: ``digit_segments("in 1984!") == ["in ", "1", "9", "8", "4", "!"]``. GPT-2's pattern
+    then applies to each run on its own (so a run's trailing spaces end it, as at end of text).
+    """
+    out: list[str] = []
+    pos = 0
+    for m in DIGIT_RE.finditer(text):
+        if m.start() > pos:
+            out.append(text[pos : m.start()])
+        out.append(m.group())
+        pos = m.end()
+    if pos < len(text):
+        out.append(text[pos:])
+    return out
 
 
 @lru_cache(maxsize=1)

@@ -5,6 +5,10 @@ Unicode string round-trips and nothing is ever ``<unk>``. Tokens are stored as s
 GPT-2's byte-to-unicode table (a space is ``Ġ``), which is also how GPT-2's ``encoder.json`` and
 ``vocab.bpe`` spell them; :meth:`ByteBPETokenizer.from_gpt2_files` reads those and then encodes
 exactly as ``tiktoken``'s ``gpt2`` encoding does.
+
+Some vocabularies were learned on text whose digits were split apart first (SmolLM2, StarCoder:
+Hugging Face's ``Digits(individual_digits=True)`` before ``ByteLevel``, llama.cpp's ``smollm``
+pre-tokeniser). ``pretokenizer="gpt2-digits"`` reproduces that; it is stored in the saved JSON.
 """
 
 from __future__ import annotations
@@ -12,20 +16,34 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+import numpy as np
 
 from chainrule.errors import TokenizerError
 from chainrule.fileio import read_json, require_file
 from chainrule.tokenizers._mergebase import MergeTokenizer
-from chainrule.tokenizers._pretok import GPT2_RE, bytes_to_unicode, unicode_to_bytes
+from chainrule.tokenizers._pretok import (
+    GPT2_RE,
+    bytes_to_unicode,
+    digit_segments,
+    unicode_to_bytes,
+)
 from chainrule.tokenizers.base import BOS, EOS, PAD, register_tokenizer
 
 GPT2_EOT = "<|endoftext|>"
 
+#: How byte-level BPE cuts text into pieces before merging (``ByteBPETokenizer(pretokenizer=)``).
+PRETOKENIZERS = {
+    "gpt2": "GPT-2's pattern (contractions, letter runs, number runs, other runs, spaces)",
+    "gpt2-digits": "every numeric character (\\p{N}) a piece of its own, then GPT-2's pattern on "
+                   "the text between (SmolLM2, StarCoder)",
+}
+
 
 @register_tokenizer
 class ByteBPETokenizer(MergeTokenizer):
-    """Byte-level BPE with GPT-2's pre-tokenisation.
+    """Byte-level BPE with GPT-2's pre-tokenisation (or another of :data:`PRETOKENIZERS`).
 
     Example:
         >>> tok = ByteBPETokenizer.train(["hello world, hello!"], vocab_size=270)
@@ -35,16 +53,70 @@ class ByteBPETokenizer(MergeTokenizer):
 
     kind = "bytebpe"
     mode = 1
+    #: the Hugging Face pre-tokenizer steps before ``ByteLevel`` that each option reproduces
+    HF_PRE_TOKENIZERS: ClassVar[dict[str, tuple[dict[str, Any], ...]]] = {
+        "gpt2-digits": ({"type": "Digits", "individual_digits": True},),
+    }
+
+    def __init__(self, vocab: list[str], merges: Iterable[tuple[str, str]],
+                 special_tokens: dict[str, int], *, pretokenizer: str = "gpt2", **kwargs: Any):
+        if pretokenizer not in PRETOKENIZERS:
+            raise TokenizerError(f"unknown byte-level pre-tokenisation {pretokenizer!r}; known: "
+                                 f"{', '.join(PRETOKENIZERS)}.")
+        self.pretokenizer = pretokenizer
+        super().__init__(vocab, merges, special_tokens, **kwargs)
 
     def _base_map(self) -> dict[int, int]:
-        return {b: self._ids[c] for b, c in bytes_to_unicode().items()}
+        # A vocabulary may lack a few byte symbols (SmolLM2 has no token for bytes 0x04, 0xF1,
+        # ...); like Hugging Face's BPE and llama.cpp, those bytes are dropped before merging.
+        base = {b: self._ids[c] for b, c in bytes_to_unicode().items() if c in self._ids}
+        self._present = bytes(sorted(base)) if len(base) < 256 else None
+        return base
+
+    def _lacks_bytes(self, text: str) -> bool:
+        """Whether ``text`` has a byte the vocabulary has no symbol for (only the Python
+        path drops those exactly)."""
+        return self._present is not None and bool(
+            text.encode("utf-8", "surrogatepass").translate(None, self._present))
 
     def _pieces(self, text: str) -> Iterator[tuple[str, bool]]:
-        for piece in GPT2_RE.findall(text):
-            yield piece, True
+        segments = [text] if self.pretokenizer == "gpt2" else digit_segments(text)
+        for segment in segments:
+            for piece in GPT2_RE.findall(segment):
+                yield piece, True
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        if self._lacks_bytes(text):
+            return self._encode_python(text)
+        if self.pretokenizer == "gpt2":
+            return super().encode_ordinary(text)
+        # The compiled core splits with GPT-2's pattern only: cut the digits off here and let it
+        # encode each run between them (GPT-2's pattern on a run alone is exactly this option).
+        enc = self._encoder()
+        if enc:
+            out: list[int] = []
+            try:
+                for segment in digit_segments(text):
+                    out.extend(enc.encode(segment).tolist())
+                return out
+            except UnicodeEncodeError:  # lone surrogates: only the Python path can carry them
+                pass
+        return self._encode_python(text)
+
+    def encode_parallel(self, text: str, threads: int | None = None) -> np.ndarray:
+        if self.pretokenizer == "gpt2" and not self._lacks_bytes(text):
+            return super().encode_parallel(text, threads)
+        return np.asarray(self.encode_ordinary(text), dtype=np.int32)
+
+    def _extra_fields(self) -> dict[str, Any]:
+        # GPT-2's (the default) is not written, so existing files and fingerprints stay as they are
+        return {} if self.pretokenizer == "gpt2" else {"pretokenizer": self.pretokenizer}
 
     def _units(self, piece: str) -> list[int]:
-        return list(piece.encode("utf-8", "surrogatepass"))
+        data = piece.encode("utf-8", "surrogatepass")
+        if self._present is not None:
+            return [b for b in data if b in self._base]
+        return list(data)
 
     def token_bytes(self, idx: int) -> bytes:
         """The bytes of token ``idx`` (a special's spelling in UTF-8)."""
@@ -92,7 +164,7 @@ class ByteBPETokenizer(MergeTokenizer):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ByteBPETokenizer:
         args, kwargs = cls._from_dict_args(data)
-        return cls(*args, **kwargs)
+        return cls(*args, pretokenizer=data.get("pretokenizer", "gpt2"), **kwargs)
 
     # -- GPT-2's own files --------------------------------------------------------------------
     @classmethod

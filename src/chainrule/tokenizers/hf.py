@@ -1,7 +1,8 @@
 """Export to a Hugging Face ``tokenizer.json`` (written by hand from the format; no dependency).
 
 Faithful mappings (same ids for ordinary text, checked by the tests):
-    ``bytebpe`` -> BPE model + ByteLevel pre-tokenizer/decoder (GPT-2's regex);
+    ``bytebpe`` -> BPE model + ByteLevel pre-tokenizer/decoder (GPT-2's regex; preceded by
+                   ``Digits(individual_digits=True)`` for ``pretokenizer="gpt2-digits"``);
     ``char``    -> BPE model without merges, no pre-tokenizer (each character a symbol);
     ``word``    -> WordLevel model + WhitespaceSplit (then our word regex in "regex" mode).
 Not exported: classic ``bpe``: its end-of-word marker is a symbol of its own that merges like
@@ -65,6 +66,10 @@ def to_hf_dict(tok: Tokenizer) -> dict[str, Any]:
             "use_regex": True,
         }
         body["pre_tokenizer"] = byte_level
+        before = type(tok).HF_PRE_TOKENIZERS.get(getattr(tok, "pretokenizer", "gpt2"))
+        if before:  # e.g. digits split apart first (SmolLM2)
+            body["pre_tokenizer"] = {"type": "Sequence",
+                                     "pretokenizers": [*map(dict, before), byte_level]}
         body["decoder"] = byte_level
         body["model"] = _bpe_model(vocab, [f"{a} {b}" for a, b in tok.merges], None)
     elif tok.kind == "char":
