@@ -45,7 +45,7 @@ OOV_POLICY = (
     "perplexity and bits per byte; perplexity_excl_oov leaves them out (KenLM's convention)"
 )
 _FAST_BATCH_TOKENS = 1 << 20
-_NEURAL_BATCH_TOKENS = 1 << 12
+_NEURAL_BATCH_TOKENS = 1 << 10
 
 
 @dataclass(frozen=True)
