@@ -398,3 +398,26 @@ def test_architecture_presets_build_the_published_sizes(preset, params):
     with torch.device("meta"):  # shapes only: no memory, no init time
         model = default_model_factory(cfg, cfg.vocab_size, 0, 1)
     assert model.num_parameters() == params
+
+
+@pytest.mark.parametrize("positions", ["learned", "rotary"])
+def test_packed_examples_with_a_document_mask_score_as_if_alone(positions):
+    """Two examples packed in one row, with a document mask and restarted positions, give the
+    logits each gets alone (what packing for fine-tuning relies on)."""
+    from chainrule.models.layers import document_mask
+
+    torch.manual_seed(0)
+    m = build_neural_model("gpt", vocab_size=V, block_size=16, n_layer=2, n_head=2, n_embd=8,
+                           positions=positions).eval()
+    a, b = tokens(B=1, T=5, seed=3), tokens(B=1, T=7, seed=4)
+    packed = torch.cat([a, b], dim=1)
+    doc = torch.tensor([[0] * 5 + [1] * 7])
+    pos = torch.tensor([list(range(5)) + list(range(7))])
+    with torch.no_grad():
+        logits, _ = m(packed, None, attn_mask=document_mask(doc), positions=pos)
+        alone_a, _ = m(a)
+        alone_b, _ = m(b)
+        unmasked, _ = m(packed)
+    assert torch.allclose(logits[:, :5], alone_a, atol=1e-5)
+    assert torch.allclose(logits[:, 5:], alone_b, atol=1e-5)
+    assert not torch.allclose(unmasked[:, 5:], alone_b, atol=1e-3)  # without it, b sees a

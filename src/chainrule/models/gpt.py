@@ -47,8 +47,9 @@ class Block(nn.Module):
         self.ln_2 = make_norm(cfg.norm, C, cfg.layer_norm_eps, cfg.bias)
         self.mlp = MLP(C, cfg.dropout, cfg.bias, cfg.mlp, cfg.n_inner)
 
-    def forward(self, x: torch.Tensor, rope: Rope | None = None) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), rope)
+    def forward(self, x: torch.Tensor, rope: Rope | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), rope, mask)
         return x + self.mlp(self.ln_2(x))
 
     def prefill(self, x: torch.Tensor, rope: Rope | None):
@@ -138,15 +139,30 @@ class GPT(NeuralLM):
                 "train on windows of at most block_size tokens (logprobs slides windows itself)."
             )
 
-    def hidden(self, idx: torch.Tensor, state=None):
-        """(B, T) with T <= block_size -> ((B, T, C) final-LayerNorm features, None)."""
+    def hidden(self, idx: torch.Tensor, state=None, attn_mask: torch.Tensor | None = None,
+               positions: torch.Tensor | None = None):
+        """(B, T) with T <= block_size -> ((B, T, C) final-norm features, None).
+
+        ``attn_mask`` (bool (B, 1, T, T), True = may attend) replaces the causal mask, e.g.
+        :func:`chainrule.models.layers.document_mask` for packed examples; ``positions``
+        (B, T) restarts positions per packed example (default 0..T-1).
+        """
         T = idx.shape[1]
         self._check_length(T)
-        x = self._embed(idx, torch.arange(T, device=idx.device))
-        rope = self.rotary.tables(T) if self.rotary is not None else None
+        pos = torch.arange(T, device=idx.device) if positions is None else positions
+        x = self._embed(idx, pos)
+        rope = None
+        if self.rotary is not None:
+            rope = self.rotary.tables(T) if positions is None else self.rotary.at_positions(pos)
         for block in self.transformer.h:
-            x = block(x, rope)
+            x = block(x, rope, attn_mask)
         return self.transformer.ln_f(x), None
+
+    def forward(self, idx: torch.Tensor, state=None, attn_mask: torch.Tensor | None = None,
+                positions: torch.Tensor | None = None):
+        """Logits (B, T, V); ``attn_mask`` / ``positions`` as in :meth:`hidden`."""
+        h, _ = self.hidden(idx, state, attn_mask, positions)
+        return self.head(h), None
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
         return self.lm_head(h)

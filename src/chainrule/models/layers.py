@@ -36,6 +36,10 @@ class RotaryEmbedding(nn.Module):
         """(cos, sin) for positions 0..T-1, each (T, hs/2)."""
         return self.cos[:T], self.sin[:T]
 
+    def at_positions(self, pos: torch.Tensor) -> Rope:
+        """(cos, sin) for positions (B, T) -> each (B, 1, T, hs/2) (packed examples)."""
+        return self.cos[pos][:, None], self.sin[pos][:, None]
+
     def at(self, pos: torch.Tensor) -> Rope:
         """(cos, sin) for one position per row: pos (B,) -> each (B, 1, 1, hs/2)."""
         return self.cos[pos][:, None, None], self.sin[pos][:, None, None]
@@ -76,6 +80,9 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
         self.resid_dropout = nn.Dropout(dropout)
         self.gqa = self.n_kv_head != n_head
+        #: False for an encoder (BERT, the encoder of an encoder-decoder): every position
+        #: attends to every other unless a mask says otherwise
+        self.causal = True
 
     def _qkv(self, x: torch.Tensor, rope: Rope | None):
         B, T, C = x.shape
@@ -92,17 +99,25 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, T, self.n_head * hs)  # (B, T, C)
         return self.resid_dropout(self.c_proj(y))
 
-    def attend(self, x: torch.Tensor, rope: Rope | None = None):
-        """x (B, T, C) -> (y (B, T, C), (k, v) each (B, nh, T, hs))."""
+    def attend(self, x: torch.Tensor, rope: Rope | None = None,
+               mask: torch.Tensor | None = None):
+        """x (B, T, C) -> (y (B, T, C), (k, v) each (B, nkv, T, hs)).
+
+        ``mask`` (bool, True = may attend, broadcastable to (B, nh, T, T)) replaces the causal
+        mask when given: the caller builds it whole (e.g. :func:`document_mask`, which is causal
+        within each packed document, or a padding mask for an encoder).
+        """
         q, k, v = self._qkv(x, rope)
         p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True,
-                                           enable_gqa=self.gqa)
+        causal = self.causal and mask is None
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p,
+                                           is_causal=causal, enable_gqa=self.gqa)
         return self._out(y), (k, v)
 
-    def forward(self, x: torch.Tensor, rope: Rope | None = None) -> torch.Tensor:
-        """x (B, T, C) -> (B, T, C), position t attending to positions <= t."""
-        return self.attend(x, rope)[0]
+    def forward(self, x: torch.Tensor, rope: Rope | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, T, C) -> (B, T, C), position t attending to positions <= t (or per ``mask``)."""
+        return self.attend(x, rope, mask)[0]
 
     def decode(
         self,
@@ -135,6 +150,20 @@ class CausalSelfAttention(nn.Module):
         return self._out(y)
 
 
+def document_mask(doc: torch.Tensor, causal: bool = True) -> torch.Tensor:
+    """Attention mask (B, 1, T, T) for sequences packed from several documents.
+
+    ``doc`` (B, T) numbers each position's document; position t may attend to position s when
+    both are in the same document (and s <= t if ``causal``), so packed examples never see each
+    other and each scores as if alone.
+    """
+    same = doc[:, :, None] == doc[:, None, :]
+    if causal:
+        T = doc.shape[1]
+        same = same & torch.ones(T, T, dtype=torch.bool, device=doc.device).tril()
+    return same[:, None]
+
+
 class MLP(nn.Module):
     """Position-wise feed-forward layer, C -> inner -> C.
 
@@ -163,4 +192,12 @@ class MLP(nn.Module):
         return self.dropout(self.c_proj(h))
 
 
-__all__ = ["MLP", "CausalSelfAttention", "Rope", "RotaryEmbedding", "apply_rotary", "make_norm"]
+__all__ = [
+    "MLP",
+    "CausalSelfAttention",
+    "Rope",
+    "RotaryEmbedding",
+    "apply_rotary",
+    "document_mask",
+    "make_norm",
+]
