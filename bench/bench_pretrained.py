@@ -97,6 +97,29 @@ def bench_generate(model, hf, ids: list[int], new: int, repeats: int) -> dict:
             "ratio": best["hf"] / best["ours"], "same_prefix": same, "new": new}
 
 
+def bench_llama_cpp(gguf_file: Path, ids: list[int], new: int, repeats: int,
+                    threads: int) -> dict | None:
+    """llama.cpp (``llama-cpp-python``) on the same GGUF, run on its quantised weights (Q4_1):
+    greedy, ``new`` tokens after the same prompt ids. None when it is not installed."""
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        return None
+    llm = Llama(model_path=str(gguf_file), n_ctx=512, n_threads=threads, n_batch=64,
+                verbose=False)
+    best, out = float("inf"), []
+    for _ in range(repeats):
+        llm.reset()
+        out = []
+        t = time.perf_counter()
+        for tok in llm.generate(ids, top_k=1, top_p=1.0, temp=0.0, repeat_penalty=1.0):
+            out.append(tok)
+            if len(out) == new:
+                break
+        best = min(best, time.perf_counter() - t)
+    return {"tps": new / best, "tokens": out}
+
+
 def hf_score(hf, seqs: list[list[int]], batch_tokens: int = 2048) -> float:
     """Summed log P of every token after the first, by transformers forward passes."""
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
@@ -190,6 +213,13 @@ def main() -> None:
         print(f"generate, batch 1, {args.new} new tokens after {len(ids)}: chainrule "
               f"{g['ours_tps']:.1f} tok/s, transformers {g['hf_tps']:.1f} tok/s, ratio "
               f"{g['ratio']:.2f}; identical for the first {g['same_prefix']} tokens")
+        lc = bench_llama_cpp(Path(gguf_file), ids, args.new, args.repeats, args.threads)
+        if lc is None:
+            print("llama.cpp: not installed (pip install llama-cpp-python builds it from source)")
+        else:
+            print(f"llama.cpp (Q4_1 weights as stored, {args.threads} threads): "
+                  f"{lc['tps']:.1f} tok/s; chainrule float32 / llama.cpp = "
+                  f"{g['ours_tps'] / lc['tps']:.2f}")
         lines = args.data.read_text(encoding="utf-8").splitlines()[: args.lines]
         s = bench_score(model, tok, hf, lines, args.batch_tokens)
         print(f"scoring {len(lines)} lines of {args.data.name} ({s['tokens']} tokens): chainrule "

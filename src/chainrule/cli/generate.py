@@ -81,7 +81,10 @@ def load_model_and_tokenizer(model_dir: str, device: str | None = None):
     """A saved model (moved to ``device``) and its tokenizer, checked to belong together."""
     from chainrule.models import load_model
     from chainrule.tokenizers import load_tokenizer
+    from chainrule.training.build import resolve_device
 
+    if device is not None:
+        device = resolve_device(device)  # refuses CUDA where there is none, before any work
     model = load_model(model_dir)
     if device is not None:
         if not hasattr(model, "to"):

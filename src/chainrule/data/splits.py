@@ -17,6 +17,7 @@ decimals, so 0.9 of 1,115,394 characters is 1,003,854).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
@@ -41,6 +42,8 @@ def word_count(sentence: str | Sequence[str]) -> int:
 def _check_fractions(fractions: Sequence[float]) -> list[Fraction]:
     if len(fractions) < 2:
         raise ConfigError("give at least two split fractions, for example 0.9 0.1.")
+    if not all(math.isfinite(f) for f in fractions):
+        raise ConfigError(f"split fractions must be finite numbers, got {list(fractions)}.")
     exact = [Fraction(str(f)) for f in fractions]
     if any(f <= 0 for f in exact):
         raise ConfigError(f"split fractions must be positive, got {list(fractions)}.")
@@ -128,6 +131,10 @@ def split_names(n: int, names: Sequence[str] | None = None) -> list[str]:
     if names is not None:
         if len(names) != n or len(set(names)) != n:
             raise ConfigError(f"give {n} distinct split names, got {list(names)}.")
+        for name in names:  # each becomes OUT_DIR/<name>.txt: it must stay inside OUT_DIR
+            if not name or name in (".", "..") or any(c in name for c in "/\\\0"):
+                raise ConfigError(f"split name {name!r} is not a plain file name; use names "
+                                  "like train, valid, test (no slashes or '..').")
         return list(names)
     if n > len(DEFAULT_NAMES):
         raise ConfigError(f"{n} splits need names; pass --names with {n} names.")

@@ -39,7 +39,14 @@ from torch import nn
 
 from chainrule.errors import ConfigError, ModelFormatError
 from chainrule.fileio import read_safetensors, write_safetensors
-from chainrule.models.base import Generator, Source, families, get_family, register_family
+from chainrule.models.base import (
+    Generator,
+    Scorer,
+    Source,
+    families,
+    get_family,
+    register_family,
+)
 from chainrule.models.configs import (
     FFNNConfig,
     GPTConfig,
@@ -66,8 +73,10 @@ def _detach(state: Any) -> Any:
     return type(state)(_detach(s) for s in state)
 
 
-class NeuralLM(nn.Module, Generator):
-    """Base of the neural families: persistence, scoring and the training contract.
+class NeuralScorer(nn.Module, Scorer):
+    """What every neural model shares, left-to-right or masked: persistence, the training
+    contract, eval-mode scoring. :class:`NeuralLM` adds left-to-right scoring; a masked model
+    (``bert``) adds its own ``token_logprobs``.
 
     A subclass sets ``family`` and ``config_class``, builds its layers in ``__init__(cfg)``
     and implements ``hidden`` (B, T) -> (B, T, H) features, ``head`` (..., H) -> (..., V)
@@ -133,48 +142,6 @@ class NeuralLM(nn.Module, Generator):
     def _to_device(self, tokens: torch.Tensor) -> torch.Tensor:
         return tokens.to(self.device, dtype=torch.long)
 
-    def scoring_hidden(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Features used by ``logprobs``; GPT overrides it to slide windows over long inputs."""
-        return self.hidden(tokens)[0]
-
-    def logprobs(self, tokens: torch.Tensor, source: Source | torch.Tensor | None = None
-                 ) -> torch.Tensor:
-        """(B, T) -> float32 (B, T, V) next-token log-probabilities (no dropout, no grad)."""
-        self._source(source, tokens.shape[0])
-        tokens = self._to_device(tokens)
-        if tokens.shape[1] == 0:  # nothing to predict (some layers refuse empty inputs)
-            return torch.zeros(*tokens.shape, self.vocab_size, device=tokens.device)
-        with self.inference():
-            h = self.scoring_hidden(tokens)
-            return torch.log_softmax(self.head(h).float(), dim=-1)
-
-    def token_logprobs(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None,
-                       source: Source | torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T) -> (B, T-1) log P(tokens[:, t+1] | tokens[:, :t+1]), never holding (B, T, V).
-
-        The output layer runs on chunks of positions, so scoring a long text needs memory for
-        only ``_SCORE_CHUNK_FLOATS`` logits at a time.
-        """
-        self._source(source, tokens.shape[0])
-        tokens = self._to_device(tokens)
-        if tokens.shape[1] <= 1:
-            return torch.zeros(tokens.shape[0], 0, device=tokens.device)
-        with self.inference():
-            h = self.scoring_hidden(tokens[:, :-1])
-            targets = tokens[:, 1:]
-            B, T = targets.shape
-            chunk = max(1, _SCORE_CHUNK_FLOATS // (max(B, 1) * self.vocab_size))
-            out = []
-            for a in range(0, T, chunk):
-                logits = self.head(h[:, a : a + chunk]).float()  # (B, chunk, V)
-                gold = logits.gather(-1, targets[:, a : a + chunk, None]).squeeze(-1)
-                out.append(gold - torch.logsumexp(logits, dim=-1))
-            return torch.cat(out, dim=1)
-
-    def _last_logprobs(self, h: torch.Tensor) -> torch.Tensor:
-        """(B, H) features -> float32 (B, V) log-probabilities."""
-        return torch.log_softmax(self.head(h).float(), dim=-1)
-
     # -- persistence -------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
         out = dataclasses.asdict(self.cfg)
@@ -228,6 +195,13 @@ class NeuralLM(nn.Module, Generator):
         extra = sorted(set(tensors) - set(expected))
         wrong = sorted(k for k in set(expected) & set(tensors)
                        if tuple(tensors[k].shape) != tuple(expected[k].shape))
+        bad = next((k for k in sorted(set(expected) & set(tensors))
+                    if tensors[k].is_floating_point() and not torch.isfinite(tensors[k]).all()),
+                   None)
+        if bad is not None:
+            raise ModelFormatError(
+                f"{where}: model.safetensors holds NaN or infinite weights (in {bad!r}); the "
+                "checkpoint is corrupt or training diverged; use an earlier checkpoint.")
         if missing or extra or wrong:
             what = (f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}"
                     if extra else f"wrong shapes for {wrong[:3]}")
@@ -254,8 +228,54 @@ class NeuralLM(nn.Module, Generator):
         return n
 
 
+class NeuralLM(NeuralScorer, Generator):
+    """A left-to-right neural family: next-token distributions from ``hidden`` and ``head``."""
+
+    def scoring_hidden(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Features used by ``logprobs``; GPT overrides it to slide windows over long inputs."""
+        return self.hidden(tokens)[0]
+
+    def logprobs(self, tokens: torch.Tensor, source: Source | torch.Tensor | None = None
+                 ) -> torch.Tensor:
+        """(B, T) -> float32 (B, T, V) next-token log-probabilities (no dropout, no grad)."""
+        self._source(source, tokens.shape[0])
+        tokens = self._to_device(tokens)
+        if tokens.shape[1] == 0:  # nothing to predict (some layers refuse empty inputs)
+            return torch.zeros(*tokens.shape, self.vocab_size, device=tokens.device)
+        with self.inference():
+            h = self.scoring_hidden(tokens)
+            return torch.log_softmax(self.head(h).float(), dim=-1)
+
+    def token_logprobs(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None,
+                       source: Source | torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) -> (B, T-1) log P(tokens[:, t+1] | tokens[:, :t+1]), never holding (B, T, V).
+
+        The output layer runs on chunks of positions, so scoring a long text needs memory for
+        only ``_SCORE_CHUNK_FLOATS`` logits at a time.
+        """
+        self._source(source, tokens.shape[0])
+        tokens = self._to_device(tokens)
+        if tokens.shape[1] <= 1:
+            return torch.zeros(tokens.shape[0], 0, device=tokens.device)
+        with self.inference():
+            h = self.scoring_hidden(tokens[:, :-1])
+            targets = tokens[:, 1:]
+            B, T = targets.shape
+            chunk = max(1, _SCORE_CHUNK_FLOATS // (max(B, 1) * self.vocab_size))
+            out = []
+            for a in range(0, T, chunk):
+                logits = self.head(h[:, a : a + chunk]).float()  # (B, chunk, V)
+                gold = logits.gather(-1, targets[:, a : a + chunk, None]).squeeze(-1)
+                out.append(gold - torch.logsumexp(logits, dim=-1))
+            return torch.cat(out, dim=1)
+
+    def _last_logprobs(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, H) features -> float32 (B, V) log-probabilities."""
+        return torch.log_softmax(self.head(h).float(), dim=-1)
+
+
 # -- registry and builder ----------------------------------------------------------------------
-def register_neural_family(cls: type[NeuralLM], description: str = "") -> None:
+def register_neural_family(cls: type[NeuralScorer], description: str = "") -> None:
     """Register ``cls`` for ``load_model``, ``chainrule train`` and :func:`build_neural_model`."""
     register_family(cls.family, cls, description, config_class=cls.config_class,
                     trainer="neural")
@@ -299,6 +319,7 @@ __all__ = [
     "LSTMConfig",
     "NeuralConfig",
     "NeuralLM",
+    "NeuralScorer",
     "RNNConfig",
     "build_neural_model",
     "neural_config_class",

@@ -177,6 +177,7 @@ def read_arpa(
         chunk = lines[i : i + n]
         fast = _parse_tabbed(chunk, k, k < N) if len(chunk) == n else None
         if fast is not None:
+            _check_numbers(fast[1], fast[2], lines, i, bad)
             i += n
             words_by_order.append(fast[0])
             probs.append(fast[1])
@@ -199,6 +200,7 @@ def read_arpa(
             ws.append(f[1 : k + 1])
         if len(chunk) < n:
             raise bad(i + len(chunk) + 1, f"the file ends inside the {k}-gram section")
+        _check_numbers(p, b, lines, i, bad)
         i += n
         words_by_order.append(ws)
         probs.append(p)
@@ -251,6 +253,15 @@ def read_arpa(
         prob.append(probs[k - 1][order])
         backoff.append(backs[k - 1][order] if k < N else np.zeros(key.size, dtype=np.float32))
     return NgramTables(V, keys, prob, backoff), spell
+
+
+def _check_numbers(p: np.ndarray, b: np.ndarray, lines: list[str], first: int, bad) -> None:
+    """Log10 probabilities must be <= 0 and backoffs finite (KenLM refuses the rest too)."""
+    wrong = ~(p <= 0) | ~np.isfinite(b)  # NaN fails ``<= 0``
+    if wrong.any():
+        j = int(np.argmax(wrong))
+        raise bad(first + j + 1, f"{lines[first + j].strip()[:60]!r} has a log10 probability "
+                                 "above 0 or a number that is not finite")
 
 
 def _parse_tabbed(chunk: list[str], k: int, has_backoff: bool):

@@ -1,0 +1,76 @@
+"""Bad input that used to pass silently or end in "internal error" (issue 22's first cases):
+each is one sentence, a non-zero exit, and nothing written where it should not be."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from chainrule.cli import main
+from chainrule.errors import ChainruleError, ModelFormatError
+
+
+def _run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.err
+
+
+def test_split_names_cannot_leave_the_output_directory(tmp_path, capsys):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("a b c\n" * 20)
+    out = tmp_path / "deep" / "out"
+    code, err = _run(capsys, "corpus", "split", corpus, "-o", out, "--fractions", "0.5", "0.5",
+                     "--names", "../../evil", "ok")
+    assert code == 2 and "plain file name" in err and "internal error" not in err
+    assert not (tmp_path / "evil.txt").exists() and not list(tmp_path.rglob("evil*"))
+
+
+def test_nan_split_fractions_are_refused(tmp_path, capsys):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("a b c\n" * 20)
+    code, err = _run(capsys, "corpus", "split", corpus, "-o", tmp_path / "o", "--fractions",
+                     "nan", "nan")
+    assert code == 2 and "finite" in err
+
+
+def test_weights_with_nan_are_refused_at_load(tmp_path):
+    from chainrule.fileio import read_safetensors, write_safetensors
+    from chainrule.models import load_model
+    from chainrule.models.neural import build_neural_model
+
+    m = build_neural_model("gpt", vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8)
+    m.save(tmp_path / "m")
+    tensors = read_safetensors(tmp_path / "m" / "model.safetensors")
+    name = sorted(tensors)[0]
+    tensors[name] = tensors[name].clone()
+    tensors[name].view(-1)[0] = math.nan
+    write_safetensors(tmp_path / "m" / "model.safetensors", tensors)
+    with pytest.raises(ModelFormatError, match="NaN or infinite"):
+        load_model(tmp_path / "m")
+
+
+def test_an_arpa_file_with_a_positive_log_probability_is_refused(tmp_path):
+    from chainrule.models.ngram.arpa import read_arpa
+
+    arpa = tmp_path / "bad.arpa"
+    arpa.write_text("\\data\\\nngram 1=3\n\n\\1-grams:\n-1.0\t<s>\n0.5\ta\n-0.3\t</s>\n\n\\end\\\n")
+    with pytest.raises(ModelFormatError, match="above 0"):
+        read_arpa(arpa)
+    arpa.write_text(arpa.read_text().replace("0.5\ta", "-0.5\ta"))
+    read_arpa(arpa)  # the same file with a proper probability reads
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_generate_on_a_missing_gpu_is_one_sentence(tmp_path, capsys):
+    from chainrule.models.reference import UniformModel
+    from chainrule.tokenizers import train_tokenizer
+
+    tok = train_tokenizer("word", ["a b c"])
+    UniformModel(tok.vocab_size, tok.bos_id, tok.eos_id).save(tmp_path / "u")
+    tok.save(tmp_path / "u" / "tokenizer.json")
+    code, err = _run(capsys, "generate", tmp_path / "u", "--device", "cuda")
+    assert code == 2 and "no CUDA GPU" in err and "internal error" not in err
+    assert isinstance(ChainruleError("x"), Exception)
