@@ -17,7 +17,7 @@ from chainrule.models import load_model, neural
 from chainrule.models.base import families
 from chainrule.models.neural import build_neural_model, neural_config_class
 
-NEURAL_FAMILIES = [f.name for f in families(trainer="neural")]
+NEURAL_FAMILIES = [f.name for f in families(trainer="neural", generator=True)]
 
 V = 23
 TINY = {

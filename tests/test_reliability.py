@@ -73,3 +73,22 @@ def test_generate_on_a_missing_gpu_is_one_sentence(tmp_path, capsys):
     tok.save(tmp_path / "u" / "tokenizer.json")
     code, err = _run(capsys, "generate", tmp_path / "u", "--device", "cuda")
     assert code == 2 and "no CUDA GPU" in err and "internal error" not in err
+
+
+def test_an_edited_config_is_refused_before_the_model_is_built(tmp_path):
+    """config.json asking for a huge model fails on the weights' shapes, not after allocating."""
+    import json
+    import time
+
+    from chainrule.models import load_model
+    from chainrule.models.neural import build_neural_model
+
+    build_neural_model("gpt", vocab_size=11, block_size=8, n_layer=1, n_head=2,
+                       n_embd=8).save(tmp_path / "m")
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    cfg.update(n_embd=65536, n_layer=64)  # ~3e12 parameters if it were built
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    t = time.perf_counter()
+    with pytest.raises(ModelFormatError, match="does not match config.json"):
+        load_model(tmp_path / "m")
+    assert time.perf_counter() - t < 5

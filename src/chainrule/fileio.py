@@ -163,6 +163,23 @@ def write_safetensors(
         raise
 
 
+def read_safetensors_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape from a safetensors header, without reading the weights."""
+    from safetensors import SafetensorError, safe_open
+
+    from chainrule.errors import ModelFormatError
+
+    path = Path(path)
+    if not path.exists():
+        raise ModelFormatError(f"{str(path)!r} is missing; the model directory is incomplete.")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ModelFormatError(f"{str(path)!r} is not a readable safetensors file ({e}); the "
+                               "checkpoint is corrupt or truncated.") from None
+
+
 def read_safetensors(path: str | os.PathLike) -> dict:
     """Load a safetensors file; a missing or corrupt file becomes a ModelFormatError."""
     from safetensors import SafetensorError

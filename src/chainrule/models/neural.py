@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from chainrule.errors import ConfigError, ModelFormatError
-from chainrule.fileio import read_safetensors, write_safetensors
+from chainrule.fileio import read_safetensors, read_safetensors_shapes, write_safetensors
 from chainrule.models.base import (
     Generator,
     Scorer,
@@ -148,6 +148,9 @@ class NeuralScorer(nn.Module, Scorer):
         dtype = next(self.parameters()).dtype
         if dtype != torch.float32:  # weights kept (and loaded) in this dtype
             out["dtype"] = _DTYPE_NAMES[dtype]
+        lora = getattr(self, "lora_settings", None)
+        if lora is not None:  # LoRA adapters held unmerged (chainrule.models.lora)
+            out["lora"] = lora.to_dict()
         return out
 
     def _weights_to_save(self) -> dict[str, torch.Tensor]:
@@ -167,7 +170,12 @@ class NeuralScorer(nn.Module, Scorer):
     def from_config_dict(cls, config: dict[str, Any]) -> NeuralLM:
         """Build a freshly initialised model from ``config()``-style fields (extra keys ignored)."""
         names = {f.name for f in dataclasses.fields(cls.config_class)}
-        return cls(cls.config_class(**{k: v for k, v in config.items() if k in names}))
+        model = cls(cls.config_class(**{k: v for k, v in config.items() if k in names}))
+        if config.get("lora"):  # a model saved with its LoRA adapters unmerged
+            from chainrule.models.lora import LoRAConfig, add_lora
+
+            add_lora(model, LoRAConfig.from_dict(config["lora"]), freeze=False)
+        return model
 
     @classmethod
     def from_directory(cls, directory: Path, config: dict[str, Any]) -> NeuralLM:
@@ -178,7 +186,8 @@ class NeuralScorer(nn.Module, Scorer):
                 f"{where} holds a {config.get('family')!r} model, not a {cls.family!r} model."
             )
         try:
-            model = cls.from_config_dict(config)
+            with torch.device("meta"):  # shapes only: a bad config costs no memory or time
+                shell = cls.from_config_dict(config)
         except (ConfigError, TypeError) as e:
             raise ModelFormatError(
                 f"{where}: config.json is not a valid {cls.family} config ({e}); the directory "
@@ -188,20 +197,13 @@ class NeuralScorer(nn.Module, Scorer):
         if dtype not in _DTYPES:
             raise ModelFormatError(f"{where}: config.json names dtype {dtype!r}; this chainrule "
                                    f"reads {', '.join(_DTYPES)}.")
-        model.to(_DTYPES[dtype])
-        tensors = read_safetensors(directory / "model.safetensors")
-        expected = model._weights_to_save()
-        missing = sorted(set(expected) - set(tensors))
-        extra = sorted(set(tensors) - set(expected))
-        wrong = sorted(k for k in set(expected) & set(tensors)
-                       if tuple(tensors[k].shape) != tuple(expected[k].shape))
-        bad = next((k for k in sorted(set(expected) & set(tensors))
-                    if tensors[k].is_floating_point() and not torch.isfinite(tensors[k]).all()),
-                   None)
-        if bad is not None:
-            raise ModelFormatError(
-                f"{where}: model.safetensors holds NaN or infinite weights (in {bad!r}); the "
-                "checkpoint is corrupt or training diverged; use an earlier checkpoint.")
+        # compare the file's header with the shapes the config implies before building anything
+        shapes = read_safetensors_shapes(directory / "model.safetensors")
+        expected_shapes = {k: tuple(v.shape) for k, v in shell._weights_to_save().items()}
+        missing = sorted(set(expected_shapes) - set(shapes))
+        extra = sorted(set(shapes) - set(expected_shapes))
+        wrong = sorted(k for k in set(expected_shapes) & set(shapes)
+                       if shapes[k] != expected_shapes[k])
         if missing or extra or wrong:
             what = (f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}"
                     if extra else f"wrong shapes for {wrong[:3]}")
@@ -209,6 +211,17 @@ class NeuralScorer(nn.Module, Scorer):
                 f"{where}: model.safetensors does not match config.json ({what}); the "
                 f"checkpoint is corrupt or not a {cls.family} model of this shape."
             )
+        model = cls.from_config_dict(config)
+        model.to(_DTYPES[dtype])
+        tensors = read_safetensors(directory / "model.safetensors")
+        expected = model._weights_to_save()
+        bad = next((k for k in sorted(expected)
+                    if tensors[k].is_floating_point() and not torch.isfinite(tensors[k]).all()),
+                   None)
+        if bad is not None:
+            raise ModelFormatError(
+                f"{where}: model.safetensors holds NaN or infinite weights (in {bad!r}); the "
+                "checkpoint is corrupt or training diverged; use an earlier checkpoint.")
         with torch.no_grad():
             for name, value in expected.items():
                 value.copy_(tensors[name])  # state_dict tensors share storage with the model
