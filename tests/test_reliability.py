@@ -92,3 +92,23 @@ def test_an_edited_config_is_refused_before_the_model_is_built(tmp_path):
     with pytest.raises(ModelFormatError, match="does not match config.json"):
         load_model(tmp_path / "m")
     assert time.perf_counter() - t < 5
+
+
+def test_special_tokens_are_never_generated_as_text():
+    """A model that loves <pad>, <unk> and <s> still samples only words (and </s> to stop);
+    allow_special=True shows the model really does put its mass there."""
+    from chainrule.decoding import GenerationConfig, generate
+    from chainrule.models.reference import UnigramModel
+    from chainrule.tokenizers import train_tokenizer
+
+    tok = train_tokenizer("word", ["a b c d"])
+    specials = set(tok.special_tokens.values()) - {tok.eos_id}
+    seqs = [[tok.bos_id, *sorted(specials) * 20, *tok.encode("a b"), tok.eos_id]]
+    model = UnigramModel(tok.vocab_size, tok.bos_id, tok.eos_id).fit(seqs)
+    cfg = GenerationConfig(max_new_tokens=30, seed=0, n=4, ignore_eos=True)
+    outs = generate(model, [""], cfg, tokenizer=tok)[0]
+    assert all(not specials & set(c.token_ids) for c in outs)
+    raw = generate(model, [""], GenerationConfig(max_new_tokens=30, seed=0, n=4,
+                                                 ignore_eos=True, allow_special=True),
+                   tokenizer=tok)[0]
+    assert any(specials & set(c.token_ids) for c in raw)

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from chainrule.decoding.config import GenerationConfig
-from chainrule.decoding.session import Completion, DecodingContext, Prefix
+from chainrule.decoding.session import Completion, DecodingContext, Prefix, banned_ids
 from chainrule.decoding.transforms import repetition_penalty
 from chainrule.errors import ConfigError
 from chainrule.models.base import LanguageModel
@@ -62,7 +62,8 @@ def beam_search(
                 for p, x in zip(prompts, prefixes)]
 
     ctx = DecodingContext(model, prompts, use_cache=cfg.use_cache, fast=cfg.fast_path,
-                          sources=sources)
+                          sources=sources,
+                          banned=banned_ids(model, tokenizer, cfg.allow_special, cfg.stop))
     lp = ctx.start()  # (P, V)
     V = lp.shape[-1]
     rep = [i for i in range(len(prompts)) for _ in range(K)]

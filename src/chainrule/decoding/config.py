@@ -37,6 +37,8 @@ class GenerationConfig:
             recomputes ``logprobs`` on the whole prefix every step (slow; for checking).
         fast_path: use a family's fast incremental decoder when one exists (GPT: a lean step,
             CUDA graphs on GPU); False always calls the model's own ``step``.
+        allow_special: let special tokens other than EOS (``<s>``, ``<pad>``, ``<unk>``, chat
+            markers) be generated; by default they are masked out (they never belong in text).
     """
 
     strategy: str = "sample"
@@ -55,6 +57,7 @@ class GenerationConfig:
     truncate: bool = True
     use_cache: bool = True
     fast_path: bool = True
+    allow_special: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):

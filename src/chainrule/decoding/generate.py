@@ -24,6 +24,7 @@ from chainrule.decoding.session import (
     DecodingContext,
     OutputRow,
     Prompt,
+    banned_ids,
     encode_sources,
     prepare_prompts,
     resolve_seed,
@@ -163,7 +164,8 @@ def _sample(
         return _group(outs, n)
 
     ctx = DecodingContext(model, prompts, use_cache=cfg.use_cache, fast=cfg.fast_path,
-                          sources=sources)
+                          sources=sources,
+                          banned=banned_ids(model, tokenizer, cfg.allow_special, cfg.stop))
     lp = ctx.start()  # (P, V)
     if n > 1:  # one pass over each prompt, then n copies of its state
         rep = [i for i in range(len(prompts)) for _ in range(n)]

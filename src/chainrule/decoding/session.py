@@ -114,8 +114,12 @@ class DecodingContext:
     """
 
     def __init__(self, model: LanguageModel, rows: Sequence[Sequence[int]], use_cache: bool = True,
-                 fast: bool = True, sources: Sequence[Sequence[int]] | None = None):
+                 fast: bool = True, sources: Sequence[Sequence[int]] | None = None,
+                 banned: Sequence[int] = ()):
         model.check_source(sources is not None)
+        #: ids never generated: their log-probabilities come back as -inf (the others keep the
+        #: model's values, so reported log-probabilities are the model's own)
+        self.banned = sorted(set(banned))
         self.model = model
         self.rows = [list(r) for r in rows]
         self.sources = None if sources is None else [list(x) for x in sources]
@@ -134,9 +138,17 @@ class DecodingContext:
         source = self._source()
         if self.use_cache:
             lp, self.state = self.impl.start(x, lengths, source)
-            return lp
+            return self._ban(lp)
         lp = self.model.logprobs(x, source)
-        return lp[torch.arange(len(self.rows), device=lp.device), lengths.to(lp.device) - 1]
+        return self._ban(lp[torch.arange(len(self.rows), device=lp.device),
+                            lengths.to(lp.device) - 1])
+
+    def _ban(self, lp: torch.Tensor) -> torch.Tensor:
+        if not self.banned:
+            return lp
+        lp = lp.clone()
+        lp[:, self.banned] = -float("inf")
+        return lp
 
     def step(self, tokens: torch.Tensor, token_list: list[int] | None = None) -> torch.Tensor:
         """Append one token per row (B,) and return the next log-probabilities (B, V)."""
@@ -146,7 +158,7 @@ class DecodingContext:
         if not self.use_cache:
             return self.start()
         lp, self.state = self.impl.step(self.state, tokens)
-        return lp
+        return self._ban(lp)
 
     def select(self, index: list[int]) -> None:
         """Keep rows ``index`` in that order (a row may repeat: beams, n samples)."""
@@ -162,6 +174,22 @@ class DecodingContext:
         if self.sources is None:
             return None
         return as_source(self.sources, getattr(self.model, "source_pad_id", 0), self.device)
+
+
+def banned_ids(model: LanguageModel, tokenizer: Any, allow_special: bool,
+               stop: Sequence[str] = ()) -> list[int]:
+    """Special ids that never belong in generated text: BOS and the tokenizer's other specials
+    (``<pad>``, ``<unk>``, ...). EOS stays (it ends an output), and so does a special spelled
+    like a stop string (a chat template's end-of-turn marker). Without a tokenizer nothing is
+    banned: decoding ids, the model's distribution is sampled as it is."""
+    specials = getattr(tokenizer, "special_tokens", None)
+    if allow_special or not specials:
+        return []
+    ids = {model.bos_id}
+    ids.update(int(i) for t, i in specials.items()
+               if 0 <= int(i) < model.vocab_size and t not in stop)
+    ids.discard(model.eos_id)
+    return sorted(ids)
 
 
 def encode_sources(model: LanguageModel, sources: Sequence[str | Sequence[int]] | None,
