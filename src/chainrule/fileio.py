@@ -174,7 +174,7 @@ def read_safetensors_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...
         raise ModelFormatError(f"{str(path)!r} is missing; the model directory is incomplete.")
     try:
         with safe_open(str(path), framework="pt") as f:
-            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError) as e:
         raise ModelFormatError(f"{str(path)!r} is not a readable safetensors file ({e}); the "
                                "checkpoint is corrupt or truncated.") from None
