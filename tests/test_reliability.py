@@ -112,3 +112,56 @@ def test_special_tokens_are_never_generated_as_text():
                                                  ignore_eos=True, allow_special=True),
                    tokenizer=tok)[0]
     assert any(specials & set(c.token_ids) for c in raw)
+
+
+def test_two_writers_into_one_directory_the_second_is_refused(tmp_path, capsys):
+    """While one run holds the output directory, another run into it fails at once, naming it."""
+    from chainrule.fileio import hold_directory
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the cat sat .\nthe dog ran .\n" * 30)
+    out = tmp_path / "m"
+    with hold_directory(out):  # the first writer (this process)
+        code, err = _run(capsys, "train", "--family", "ngram", "--order", "2", corpus, "-o", out)
+    assert code == 2 and "being written by another chainrule run" in err
+    assert f"pid {__import__('os').getpid()}" in err
+    assert not (out / "config.json").exists()
+    code, err = _run(capsys, "train", "--family", "ngram", "--order", "2", corpus, "-o", out)
+    assert code == 0, err  # released: the next run goes ahead
+
+
+def test_another_kind_of_model_is_not_overwritten_silently(tmp_path, capsys):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the cat sat .\nthe dog ran .\n" * 30)
+    out = tmp_path / "m"
+    code, err = _run(capsys, "train", "--family", "gpt", "-o", out, "--json", corpus,
+                     "max_iters=2", "eval_interval=2", "eval_iters=1", "block_size=8",
+                     "batch_size=2", "n_layer=1", "n_embd=8", "n_head=2")
+    assert code == 0, err
+    capsys.readouterr()
+    code, err = _run(capsys, "train", "--family", "ngram", corpus, "-o", out)
+    assert code == 2 and "holds a gpt model" in err and "--overwrite" in err
+    assert (out / "model.safetensors").exists()
+    code, err = _run(capsys, "train", "--family", "ngram", corpus, "-o", out, "--overwrite")
+    assert code == 0, err
+
+
+def test_a_char_ngram_leaves_no_stale_arpa_behind(tmp_path, capsys):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the cat sat .\nthe dog ran .\n" * 30)
+    out = tmp_path / "m"
+    assert _run(capsys, "train", "--family", "ngram", corpus, "-o", out)[0] == 0
+    assert (out / "model.arpa").exists()
+    tok = tmp_path / "char.json"
+    assert _run(capsys, "tokenizer", "train", "--kind", "char", corpus, "-o", tok)[0] == 0
+    code, err = _run(capsys, "train", "--family", "ngram", corpus, "-o", out, "--tokenizer", tok)
+    assert code == 0, err
+    assert not (out / "model.arpa").exists()  # char models have no ARPA form; the old one went
+
+
+def test_a_contradicting_family_override_is_refused(capsys, tmp_path):
+    from chainrule.errors import ConfigError
+    from chainrule.training.config import make_config
+
+    with pytest.raises(ConfigError, match="contradicts --family gpt"):
+        make_config("gpt", overrides=["family=lstm"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -34,6 +35,45 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def hold_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Be the only chainrule process writing into directory ``path`` while the block runs.
+
+    An advisory ``flock`` on ``path/.chainrule.lock``, which holds the holder's pid and host. A
+    second writer gets a ConfigError naming the first at once, instead of two runs interleaving
+    their files. The lock dies with its process (no stale locks after a crash or a kill).
+    """
+    from chainrule.errors import ConfigError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{str(path)!r} is a file; pass a directory for the output.")
+    path.mkdir(parents=True, exist_ok=True)
+    lock = path / ".chainrule.lock"
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no flock on this platform: no lock
+        yield path
+        return
+    with open(lock, "a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise ConfigError(f"{str(path)!r} is being written by another chainrule run "
+                              f"({holder}); wait for it to finish or choose another output "
+                              "directory.") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        f.flush()
+        try:
+            yield path
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

@@ -34,6 +34,8 @@ def register(sub) -> None:
     p.add_argument("--tokenizer", metavar="TOK.json",
                    help="a trained chainrule tokenizer (default: whitespace words for n-grams)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a model of another kind that MODEL_DIR already holds")
     g = p.add_argument_group("n-gram options")
     g.add_argument("--order", type=int)
     g.add_argument("--smoothing", choices=["mle", "addk", "kn", "mkn"])
@@ -62,6 +64,41 @@ def _neural_keys_help() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import contextlib
+    import os
+
+    from chainrule.fileio import hold_directory
+
+    # one writer per output directory; under torchrun the ranks of one run share it (rank 0
+    # writes, the others wait for it at barriers)
+    first_rank = os.environ.get("RANK", "0") == "0"
+    with hold_directory(args.output) if first_rank else contextlib.nullcontext():
+        if first_rank:
+            _refuse_other_kind(args)
+        return _run(args)
+
+
+def _refuse_other_kind(args: argparse.Namespace) -> None:
+    """A directory holding another family's model (or a neural run, for n-grams) is not
+    overwritten without --overwrite."""
+    import json
+    from pathlib import Path
+
+    out = Path(args.output)
+    try:
+        held = json.loads((out / "config.json").read_text("utf-8")).get("family")
+    except (OSError, ValueError, AttributeError):
+        held = None
+    run_dir = (out / "train_state.json").exists() or (out / "last").exists()
+    other = held is not None and held != args.family
+    if args.family == "ngram" and run_dir:
+        other, held = True, held or "neural training run"
+    if other and not args.overwrite:
+        raise ConfigError(f"{str(out)!r} holds a {held} model; pass --overwrite to replace it "
+                          f"with a {args.family} model, or choose another -o.")
+
+
+def _run(args: argparse.Namespace) -> int:
     if _trainable()[args.family] == "ngram":
         neural_only = [f for f in ("preset", "kind", "device", "cache") if getattr(args, f)]
         neural_only += [f for f in ("resume", "compile") if getattr(args, f)]

@@ -354,6 +354,9 @@ def make_config(
     if isinstance(overrides, list):
         overrides, bad = _parse_overrides(overrides, fam)
         problems.extend(bad)
+    if family is not None and (overrides or {}).get("family", family) != family:
+        problems.append(f"family={overrides['family']} contradicts --family {family}; give "
+                        "the family once")
     take(overrides or {})
     if family is not None:
         values["family"] = family

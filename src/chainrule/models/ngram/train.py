@@ -188,6 +188,7 @@ def save_ngram(
             words = arpa_words(tokenizer, model.vocab_size)
         except ModelFormatError as e:
             notes.append(f"model.arpa not written: {e}")
+            (directory / "model.arpa").unlink(missing_ok=True)  # a stale one would mislead
         else:
             omit = [] if model.pad_id is None else [model.pad_id]
             write_arpa(model.tables, words, directory / "model.arpa", omit=omit)
