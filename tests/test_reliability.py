@@ -165,3 +165,31 @@ def test_a_contradicting_family_override_is_refused(capsys, tmp_path):
 
     with pytest.raises(ConfigError, match="contradicts --family gpt"):
         make_config("gpt", overrides=["family=lstm"])
+
+
+@pytest.mark.parametrize("kind", ["char", "bpe"])
+def test_a_jsonl_corpus_is_read_by_its_text_field_everywhere(tmp_path, capsys, kind):
+    """`tokenizer train` and `train` read a .jsonl file's "text" fields, as `corpus stats` does,
+    never the raw JSON (which taught vocabularies `{"text":`)."""
+    import json
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"text": t, "id": i}) + "\n"
+                              for i, t in enumerate(["the cat sat", "the dog ran"] * 20)))
+    tok_path = tmp_path / "t.json"
+    code, err = _run(capsys, "tokenizer", "train", "--kind", kind, "--vocab-size", "40", corpus,
+                     "-o", tok_path)
+    assert code == 0, err
+    from chainrule.tokenizers import load_tokenizer
+
+    vocab = load_tokenizer(tok_path).vocab
+    assert not any(ch in "".join(vocab) for ch in '{}"'), vocab
+    out = tmp_path / "m"
+    code, err = _run(capsys, "train", "--family", "gpt", "-o", out, "--tokenizer", tok_path,
+                     "--json", corpus, "max_iters=1", "eval_interval=1", "eval_iters=1",
+                     "block_size=4", "batch_size=1", "n_layer=1", "n_embd=8", "n_head=2")
+    assert code == 0, err
+    from chainrule.data import load_tokenized
+
+    text = load_tokenizer(tok_path).decode(load_tokenized(out / "data" / "train").ids.tolist())
+    assert "the cat sat" in text and "{" not in text and "id" not in text

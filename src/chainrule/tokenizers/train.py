@@ -33,12 +33,26 @@ STREAMED_KINDS = ("char", "word")
 
 
 def read_corpus(texts_or_paths: Iterable[str | os.PathLike]) -> list[str]:
-    """Texts as given; ``os.PathLike`` items are read as UTF-8 files (binary/bad UTF-8 rejected)."""
-    from chainrule.data.readers import read_text
+    """Texts as given; ``os.PathLike`` items are read as UTF-8 files (binary/bad UTF-8 rejected).
 
+    A file is read by what it is, as every command reads it: a ``.jsonl`` file's ``text``
+    fields, an NLTK tagged zip's sentences, anything else as plain text.
+    """
     if isinstance(texts_or_paths, (str, os.PathLike)):
         texts_or_paths = [texts_or_paths]
-    return [read_text(t) if isinstance(t, os.PathLike) else str(t) for t in texts_or_paths]
+    return ["".join(_file_pieces(t)) if isinstance(t, os.PathLike) else str(t)
+            for t in texts_or_paths]
+
+
+def _file_pieces(path: os.PathLike) -> Iterator[str]:
+    """The text of one corpus file in pieces (structured formats through their reader)."""
+    from pathlib import Path
+
+    from chainrule.data.readers import detect_format, iter_stream_text, iter_text_pieces
+
+    if detect_format(Path(path)) == "text":
+        return iter_text_pieces(path)
+    return iter_stream_text([path], "auto", "text")
 
 
 def train_tokenizer(
@@ -107,14 +121,12 @@ def _empty_corpus(items: list) -> TokenizerError:
 def _train_streamed(kind: str, items: list, vocab_size: int | None, min_count: int,
                     options: dict[str, Any]) -> Tokenizer:
     """Train a counting kind (char, word) on texts and files, reading files piece by piece."""
-    from chainrule.data.readers import iter_text_pieces
-
     seen = False
 
     def texts() -> Iterator[str]:
         nonlocal seen
         for item in items:
-            for piece in iter_text_pieces(item) if isinstance(item, os.PathLike) else [str(item)]:
+            for piece in _file_pieces(item) if isinstance(item, os.PathLike) else [str(item)]:
                 seen = seen or bool(piece.strip())
                 yield piece
 

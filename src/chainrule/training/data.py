@@ -138,7 +138,7 @@ def corpus_ids(
     if lines and (tokenizer.bos_id is None or tokenizer.eos_id is None):
         raise DataError("boundaries=lines needs a tokenizer with <s> and </s> tokens; "
                         "retrain the tokenizer or use boundaries=none.")
-    options = {"format": "text", "frame": "lines" if lines else "stream", "bos": lines,
+    options = {"format": "auto", "frame": "lines" if lines else "stream", "bos": lines,
                "eos": lines, "universal_lines": lines, "workers": workers}
     cache_dir = Path(cache_dir)
     train = tokenize_corpus(files, tokenizer, cache_dir / "train", **options)
