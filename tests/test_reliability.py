@@ -193,3 +193,18 @@ def test_a_jsonl_corpus_is_read_by_its_text_field_everywhere(tmp_path, capsys, k
 
     text = load_tokenizer(tok_path).decode(load_tokenized(out / "data" / "train").ids.tolist())
     assert "the cat sat" in text and "{" not in text and "id" not in text
+
+
+def test_file_system_refusals_are_one_sentence_not_internal_errors(tmp_path, capsys):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the cat sat\n" * 10)
+    a_dir = tmp_path / "d"
+    a_dir.mkdir()
+    code, err = _run(capsys, "tokenizer", "train", "--kind", "char", corpus, "-o", a_dir)
+    assert code != 0 and "internal error" not in err and len(err.strip().splitlines()) == 1
+    assert err.startswith("error:")
+    a_file = tmp_path / "f"
+    a_file.write_text("x")
+    code, err = _run(capsys, "tokenizer", "train", "--kind", "char", corpus, "-o",
+                     a_file / "tok.json")
+    assert code != 0 and "internal error" not in err and str(a_file) in err

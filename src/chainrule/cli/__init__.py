@@ -10,6 +10,7 @@ unless ``CHAINRULE_DEBUG=1`` is set.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -19,7 +20,8 @@ from chainrule.errors import ChainruleError
 
 # modules under chainrule.cli that each register one or more subcommands
 SUBCOMMAND_MODULES = ["tokenizer", "corpus", "train", "eval", "ngram", "generate", "chat", "importing",
-                      "export", "pretrained", "demo"]
+                      "export", "pretrained", "demo", "fill_mask", "sft", "lora",
+                      "attention", "probe"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,15 +77,49 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         print("error: out of memory; use a smaller corpus, model or batch.", file=sys.stderr)
         return 1
-    except Exception as e:
+    except OSError as e:  # the file system said no: full, read-only, not permitted, a directory
         if os.environ.get("CHAINRULE_DEBUG"):
             raise
-        print(
-            f"error: internal error ({type(e).__name__}: {e}); this is a bug in chainrule. "
-            "Rerun with CHAINRULE_DEBUG=1 for the traceback and report it.",
-            file=sys.stderr,
-        )
+        print(f"error: {_os_error(e)}", file=sys.stderr)
         return 1
+    except RuntimeError as e:
+        if "allocat" not in str(e) or os.environ.get("CHAINRULE_DEBUG"):
+            return _internal(e)
+        print("error: out of memory (PyTorch could not allocate a tensor); use a smaller model, "
+              "batch, beam count or number of outputs.", file=sys.stderr)
+        return 1
+    except Exception as e:
+        return _internal(e)
+
+
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full; free space or write elsewhere",
+    errno.EROFS: "the file system is read-only; write elsewhere",
+    errno.EACCES: "permission denied; write elsewhere or change the permissions",
+    errno.EPERM: "permission denied; write elsewhere or change the permissions",
+    errno.ENOTDIR: "a part of the path is a file, not a directory; choose another path",
+    errno.EISDIR: "it is a directory; give a file name",
+    errno.ENOENT: "it does not exist; check the path",
+    errno.EEXIST: "it already exists; remove it or choose another path",
+}
+
+
+def _os_error(e: OSError) -> str:
+    """One sentence for a file-system error: the path, what happened, what to do."""
+    where = f"{e.filename!r}: " if e.filename else ""
+    hint = _OS_HINTS.get(e.errno or -1, "check the path and the disk")
+    return f"{where}{e.strerror or e} ({hint})."
+
+
+def _internal(e: Exception) -> int:
+    if os.environ.get("CHAINRULE_DEBUG"):
+        raise e
+    print(
+        f"error: internal error ({type(e).__name__}: {e}); this is a bug in chainrule. "
+        "Rerun with CHAINRULE_DEBUG=1 for the traceback and report it.",
+        file=sys.stderr,
+    )
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover
