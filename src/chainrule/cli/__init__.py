@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: out of memory (PyTorch could not allocate a tensor); use a smaller model, "
               "batch, beam count or number of outputs.", file=sys.stderr)
         return 1
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001  (anything else is a bug: say so, in one line)
         return _internal(e)
 
 
