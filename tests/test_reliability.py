@@ -208,3 +208,19 @@ def test_file_system_refusals_are_one_sentence_not_internal_errors(tmp_path, cap
     code, err = _run(capsys, "tokenizer", "train", "--kind", "char", corpus, "-o",
                      a_file / "tok.json")
     assert code != 0 and "internal error" not in err and str(a_file) in err
+
+
+def test_resume_with_another_corpus_is_refused(tmp_path, capsys):
+    corpus, other = tmp_path / "c.txt", tmp_path / "o.txt"
+    corpus.write_text("the cat sat on the mat .\n" * 40)
+    other.write_text("a completely different text .\n" * 50)
+    keys = ["max_iters=2", "eval_interval=1", "eval_iters=1", "block_size=4", "batch_size=1",
+            "n_layer=1", "n_embd=8", "n_head=2"]
+    out = tmp_path / "m"
+    assert _run(capsys, "train", "--family", "gpt", "-o", out, "--json", corpus, *keys)[0] == 0
+    code, err = _run(capsys, "train", "--family", "gpt", "-o", out, "--resume", "--json",
+                     other, "max_iters=4")
+    assert code == 2 and "different corpus" in err
+    code, err = _run(capsys, "train", "--family", "gpt", "-o", out, "--resume", "--json",
+                     corpus, "max_iters=4")
+    assert code == 0, err

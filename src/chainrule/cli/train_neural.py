@@ -81,6 +81,8 @@ def load_corpus(args: argparse.Namespace, cfg: TrainConfig, files: list[Path],
                 tokenizer) -> CorpusIds:
     """The run's ids from the token cache (``--cache DIR``, default ``MODEL_DIR/data``)."""
     cache = Path(args.cache) if args.cache else Path(args.output) / "data"
+    if args.resume:
+        _same_corpus(cache / "train" / "tokens.json", files)
     data = corpus_ids(files, tokenizer, cache, boundaries=cfg.boundaries,
                       val_fraction=cfg.val_fraction, val_data=cfg.val_data)
     if not args.json and int(os.environ.get("RANK", "0")) == 0:
@@ -88,6 +90,22 @@ def load_corpus(args: argparse.Namespace, cfg: TrainConfig, files: list[Path],
             how = "reused" if c.reused else "tokenised into"
             print(f"corpus: {c.count:,} tokens, {how} {c.directory}", file=sys.stderr)
     return data
+
+
+def _same_corpus(header_path: Path, files: list[Path]) -> None:
+    """A resumed run must train on the corpus it started on (the files' paths and sizes)."""
+    import json
+
+    try:
+        old = json.loads(header_path.read_text("utf-8"))["corpus"]["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no cache to compare with: it is rebuilt from the files given
+    was = sorted((e["path"], e["size"]) for e in old)
+    now = sorted((str(p.resolve()), p.stat().st_size) for p in files)
+    if was != now:
+        raise ConfigError(f"--resume was given a different corpus than the run started on "
+                          f"({len(now)} file(s) now, {len(was)} then, or changed sizes); resume "
+                          "with the same files, or start a new run with another -o.")
 
 
 def train(args: argparse.Namespace) -> int:
