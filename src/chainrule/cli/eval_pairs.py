@@ -23,6 +23,10 @@ def register(sub) -> None:
     p.add_argument("--by", choices=["UID", "linguistics_term", "field"], default="UID",
                    help="grouping of the printed table and the plot (default: paradigm)")
     p.add_argument("--plot", metavar="OUT.png", help="write a bar chart of the accuracies")
+    p.add_argument("--scoring", choices=["pll", "pll-word-l2r"],
+                   help="masked models (bert): pseudo-log-likelihood (pll, Salazar et al. 2020) "
+                        "or its within-word left-to-right variant (pll-word-l2r, Kauf & Ivanova "
+                        "2023); default: the model's own")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -36,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
 
         _pyplot()  # fail before the (slow) scoring if matplotlib is missing
     report = evaluate_pairs(args.models, args.data, method=args.method,
-                            include_eos=not args.no_eos, allow_unk=args.allow_unk)
+                            include_eos=not args.no_eos, allow_unk=args.allow_unk,
+                            scoring=args.scoring)
     if args.plot:
         from chainrule.evaluation.plots import plot_pair_accuracy
 
@@ -61,6 +66,11 @@ def run(args: argparse.Namespace) -> int:
     rows.append(overall)
     print(f"minimal-pair accuracy (%), method {args.method}; ties count wrong")
     print_table(rows)
+    masked = {m: s["scoring"] for m, s in report.models.items()
+              if s.get("scoring", "left-to-right") != "left-to-right"}
+    if masked:
+        print("pseudo-log-likelihoods (masked models): "
+              + ", ".join(f"{m} {how}" for m, how in masked.items()))
     ties = {m: report.models[m].get("ties", 0) for m in names}
     if any(ties.values()):
         print("ties (counted wrong): " + ", ".join(f"{m} {t}" for m, t in ties.items())

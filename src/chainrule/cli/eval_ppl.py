@@ -16,6 +16,10 @@ def register(sub) -> None:
     p.add_argument("--data", required=True, metavar="FILE", help="text, one sentence per line")
     p.add_argument("--source", metavar="FILE",
                    help="conditional models: the source sentences, one per line of --data")
+    p.add_argument("--scoring", choices=["pll", "pll-word-l2r"],
+                   help="masked models (bert): pseudo-log-likelihood (pll, Salazar et al. 2020) "
+                        "or its within-word left-to-right variant (pll-word-l2r, Kauf & Ivanova "
+                        "2023); default: the model's own")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--device", default="cpu", help="where neural models run: cpu, cuda, cuda:N")
     p.set_defaults(func=run)
@@ -27,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from chainrule.training.loop import resolve_device
 
     reports = evaluate_perplexity(args.models, args.data, device=resolve_device(args.device),
-                                  source=args.source)
+                                  source=args.source, scoring=args.scoring)
     if args.json:
         print_json({"data": str(args.data), "oov_policy": OOV_POLICY,
                     "models": [r.to_dict() for r in reports]})
@@ -49,4 +53,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n{r0.sentences} sentences, {r0.words} words (with one end per sentence), "
           f"{r0.bytes} bytes (with one newline per sentence).")
     print(f"OOV policy: {OOV_POLICY}.")
+    for r in reports:
+        if r.pseudo:
+            print(f"{r.model}: pseudo-perplexity (a masked model scored by {r.scoring} "
+                  "pseudo-log-likelihoods; not comparable to a left-to-right perplexity).")
     return 0

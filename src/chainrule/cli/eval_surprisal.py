@@ -21,6 +21,10 @@ def register(sub) -> None:
     p.add_argument("--no-eos", action="store_true", help="do not score </s>")
     p.add_argument("--refuse-unk", action="store_true",
                    help="stop at text that becomes <unk> instead of scoring <unk> (flagged)")
+    p.add_argument("--scoring", choices=["pll", "pll-word-l2r"],
+                   help="masked models (bert): pseudo-log-likelihood (pll, Salazar et al. 2020) "
+                        "or its within-word left-to-right variant (pll-word-l2r, Kauf & Ivanova "
+                        "2023); default: the model's own")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=run)
 
@@ -32,9 +36,9 @@ def run(args: argparse.Namespace) -> int:
         sentence_surprisals,
         write_surprisal,
     )
-    from chainrule.evaluation.textscore import load_model_and_tokenizer
+    from chainrule.evaluation.textscore import load_model_and_tokenizer, scoring_name
 
-    model, tok = load_model_and_tokenizer(args.model)
+    model, tok = load_model_and_tokenizer(args.model, args.scoring)
     sentences = read_sentences(args.data)
     results = sentence_surprisals(model, tok, sentences, eos=not args.no_eos,
                                   allow_unk=not args.refuse_unk)
@@ -45,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {
         "output": str(args.output), "sentences": len(results), "rows": n_rows,
         "words": n_words, "total_bits": total,
-        "bits_per_word": total / n_words if n_words else None,
+        "bits_per_word": total / n_words if n_words else None, "scoring": scoring_name(model),
     }
     if args.json:
         print_json(summary)
@@ -53,4 +57,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {n_rows} {'word' if args.words else 'token'} rows for {len(results)} "
               f"sentences to {args.output} (mean {summary['bits_per_word'] or 0:.3f} bits per "
               "word, </s> included in the total)")
+        if model.masked:
+            print(f"a masked model: pseudo-surprisals from {summary['scoring']} "
+                  "pseudo-log-likelihoods (each token given every other token)")
     return 0

@@ -237,20 +237,22 @@ def evaluate_pairs(
     method: str = "full",
     include_eos: bool = True,
     allow_unk: bool = False,
+    scoring: str | None = None,
 ) -> PairsReport:
-    """Load each model directory and score all pairs of ``data`` with it."""
-    from chainrule.evaluation.textscore import load_model_and_tokenizer
+    """Load each model directory and score all pairs of ``data`` with it (``scoring``: how
+    masked models score, see :func:`chainrule.evaluation.textscore.set_scoring`)."""
+    from chainrule.evaluation.textscore import load_model_and_tokenizer, scoring_name
 
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}.")
     pairs = read_pairs(data)
     report = PairsReport(method)
     for d in model_dirs:
-        model, tok = load_model_and_tokenizer(d)
+        model, tok = load_model_and_tokenizer(d, scoring)
         scores = score_pairs(model, tok, pairs, method=method, include_eos=include_eos,
                              allow_unk=allow_unk)
         name = _unique_name(str(d), report.models)
-        report.models[name] = summarise(scores)
+        report.models[name] = {**summarise(scores), "scoring": scoring_name(model)}
     return report
 
 

@@ -35,7 +35,12 @@ import torch
 
 from chainrule.data.readers import iter_lines
 from chainrule.errors import ConfigError, DataError
-from chainrule.evaluation.textscore import frame, load_model_and_tokenizer, load_source_tokenizer
+from chainrule.evaluation.textscore import (
+    frame,
+    load_model_and_tokenizer,
+    load_source_tokenizer,
+    scoring_name,
+)
 from chainrule.models.base import Generator, Scorer
 from chainrule.models.scoring import score_sequences
 from chainrule.tokenizers.base import Tokenizer
@@ -67,6 +72,8 @@ class PerplexityReport:
         model: a name for the model (its directory), or "".
         conditional: the scores are P(y | x) given a source line each.
         pseudo: the scores are pseudo-log-likelihoods (a masked model): a pseudo-perplexity.
+        scoring: how the model scored: ``"left-to-right"``, or a masked model's ``"pll"`` /
+            ``"pll-word-l2r"``.
     """
 
     perplexity: float
@@ -83,6 +90,7 @@ class PerplexityReport:
     model: str = ""
     conditional: bool = False
     pseudo: bool = False
+    scoring: str = "left-to-right"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -163,6 +171,7 @@ def perplexity(
         model=name,
         conditional=bool(model.conditional),
         pseudo=bool(model.masked),
+        scoring=scoring_name(model),
     )
 
 
@@ -175,12 +184,13 @@ def perplexity_of_file(
 
 def evaluate_perplexity(
     model_dirs: Sequence[str | os.PathLike], data: str | os.PathLike, *, device: str = "cpu",
-    source: str | os.PathLike | None = None,
+    source: str | os.PathLike | None = None, scoring: str | None = None,
 ) -> list[PerplexityReport]:
     """Perplexity of each saved model directory (any family) on one text file.
 
     ``device`` places neural models (e.g. ``"cuda"``); count-based models always run on the CPU.
     ``source`` is the file of source lines, one per data line, for conditional models.
+    ``scoring`` chooses how masked models score (see :func:`textscore.set_scoring`).
     """
     lines = list(iter_lines([data]))
     if not lines:
@@ -188,7 +198,7 @@ def evaluate_perplexity(
     sources = list(iter_lines([source])) if source is not None else None
     reports = []
     for d in model_dirs:
-        model, tok = load_model_and_tokenizer(d)
+        model, tok = load_model_and_tokenizer(d, scoring)
         if isinstance(model, torch.nn.Module):
             model.to(device)
         if model.conditional:

@@ -17,7 +17,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from chainrule.errors import ModelFormatError, TokenizerError
+from chainrule.errors import ConfigError, ModelFormatError, TokenizerError
 from chainrule.models.base import Scorer
 from chainrule.models.scoring import score_sequences
 from chainrule.tokenizers.base import Tokenizer
@@ -26,8 +26,12 @@ LOG2E = 1.0 / math.log(2.0)  # nats -> bits
 
 
 
-def load_model_and_tokenizer(directory: str | os.PathLike) -> tuple[Scorer, Tokenizer]:
+def load_model_and_tokenizer(directory: str | os.PathLike, scoring: str | None = None
+                             ) -> tuple[Scorer, Tokenizer]:
     """Load a model directory and the tokenizer saved in it (``tokenizer.json``).
+
+    ``scoring`` chooses how a masked model scores (``"pll"``, ``"pll-word-l2r"``; default: what
+    its config.json says); see :func:`set_scoring`.
 
     Raises:
         ModelFormatError: the directory is not a chainrule model or has no tokenizer.
@@ -48,7 +52,27 @@ def load_model_and_tokenizer(directory: str | os.PathLike) -> tuple[Scorer, Toke
             f"{str(directory)!r}: tokenizer.json has {tokenizer.vocab_size} tokens but the model "
             f"predicts over {model.vocab_size}; the directory mixes files of different models."
         )
-    return model, tokenizer
+    return set_scoring(model, scoring), tokenizer
+
+
+def set_scoring(model: Scorer, scoring: str | None) -> Scorer:
+    """Make a masked model score by ``scoring`` (None: keep its own); refuse it for others."""
+    if scoring is None:
+        return model
+    choices = tuple(getattr(model, "scorings", ()))
+    if not model.masked or not choices:
+        raise ConfigError(f"--scoring chooses how a masked model (bert) is scored; a "
+                          f"{model.family} model scores left to right, drop --scoring.")
+    if scoring not in choices:
+        raise ConfigError(f"unknown scoring {scoring!r}; choose one of {', '.join(choices)}.")
+    model.scoring = scoring
+    return model
+
+
+def scoring_name(model: Scorer) -> str:
+    """How ``model`` scores: its ``scoring`` for a masked model (``"pll"``, ...), else
+    ``"left-to-right"``."""
+    return str(getattr(model, "scoring", "pll")) if model.masked else "left-to-right"
 
 
 def load_source_tokenizer(directory: str | os.PathLike, tokenizer: Tokenizer) -> Tokenizer:
@@ -199,6 +223,8 @@ __all__ = [
     "load_model_and_tokenizer",
     "load_source_tokenizer",
     "score_sequences",
+    "scoring_name",
+    "set_scoring",
     "token_spans",
     "unencodable",
 ]

@@ -298,6 +298,7 @@ BUILTIN_FAMILIES: dict[str, str] = {
     "rnn": "chainrule.models.rnn",
     "lstm": "chainrule.models.lstm",
     "gpt": "chainrule.models.gpt",
+    "bert": "chainrule.models.bert",
 }
 
 

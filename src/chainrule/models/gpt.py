@@ -37,11 +37,16 @@ from chainrule.models.windows import window_spans
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(norm(x)), then x + MLP(norm(x))."""
+    """Pre-norm transformer block: x + attn(norm(x)), then x + MLP(norm(x)).
+
+    A config with ``post_norm = True`` (BERT, the original transformer) puts each norm after its
+    residual sum instead: norm(x + attn(x)), then norm(x + MLP(x)).
+    """
 
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         C = cfg.n_embd
+        self.post_norm = bool(getattr(cfg, "post_norm", False))
         self.ln_1 = make_norm(cfg.norm, C, cfg.layer_norm_eps, cfg.bias)
         self.attn = CausalSelfAttention(C, cfg.n_head, cfg.dropout, cfg.bias, cfg.n_kv_head)
         self.ln_2 = make_norm(cfg.norm, C, cfg.layer_norm_eps, cfg.bias)
@@ -49,6 +54,9 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, rope: Rope | None = None,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.post_norm:
+            x = self.ln_1(x + self.attn(x, rope, mask))
+            return self.ln_2(x + self.mlp(x))
         x = x + self.attn(self.ln_1(x), rope, mask)
         return x + self.mlp(self.ln_2(x))
 

@@ -146,6 +146,10 @@ def export_hf(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         raise ModelFormatError(f"{str(model_dir)!r} holds a {family!r} model; only the gpt "
                                "family (GPT-2 or Llama shape) exists in transformers.")
     model = load_model(model_dir)
+    if getattr(model, "lora_settings", None) is not None:
+        raise ModelFormatError(f"{str(model_dir)!r} holds LoRA adapters unmerged; run `chainrule "
+                               "lora merge` first, or export the adapter with `chainrule lora "
+                               "export-peft`.")
     config = hf_config_from_gpt(model)
     tokenizer = load_tokenizer(model_dir)
     if tokenizer.vocab_size != model.vocab_size:

@@ -82,6 +82,40 @@ def _gpt_llama(task: TinyTask):
                        mlp="swiglu", n_inner=24, n_kv_head=1, bias=False, tie_weights=False)
 
 
+def _bert(task: TinyTask, steps: int = 60):
+    """A tiny BERT fitted with the masked-LM loss (padding never attended to). The task has no
+    spare id, so ``bos`` doubles as [MASK] (it only ever occurs at position 0)."""
+    import torch
+
+    from chainrule.models.neural import build_neural_model
+    from chainrule.training.objectives import IGNORE, MaskedLMLoss
+
+    torch.manual_seed(task.seed)
+    model = build_neural_model("bert", vocab_size=task.vocab_size, bos_id=task.bos_id,
+                               eos_id=task.eos_id, mask_id=task.bos_id, block_size=16,
+                               n_layer=2, n_head=2, n_embd=16, dropout=0.1)
+    T = max(len(s) for s in task.sequences)
+    x = torch.full((len(task.sequences), T), task.eos_id, dtype=torch.long)
+    for i, s in enumerate(task.sequences):
+        x[i, : len(s)] = torch.tensor(s)
+    lengths = torch.tensor([len(s) for s in task.sequences])
+    real = torch.arange(T)[None, :] < lengths[:, None]
+    objective = MaskedLMLoss(model.mask_id, task.vocab_size, rate=0.3, never=(task.bos_id,),
+                             generator=torch.Generator().manual_seed(task.seed))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    with torch.enable_grad():
+        for _ in range(steps):
+            corrupted, targets = objective.corrupt(x, real)
+            logits, _ = model(corrupted, None, lengths)
+            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(),
+                                                     ignore_index=IGNORE)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
 def _ngram(task: TinyTask, order: int = 3, smoothing: str = "mkn", **kwargs):
     from chainrule.models.ngram import NgramModel
 
@@ -119,6 +153,7 @@ FAMILY_SPECS: dict[str, FamilySpec] = {
     "gpt": FamilySpec("gpt", _gpt),
     "gpt-rotary": FamilySpec("gpt", _gpt_rotary),
     "gpt-llama": FamilySpec("gpt", _gpt_llama),
+    "bert": FamilySpec("bert", _bert),
     # toys that prove the interface for conditional and masked models (chainrule.testing.toys)
     "toy-source-bigram": FamilySpec("toy-source-bigram", _toy("SourceBigramLM")),
     "toy-masked": FamilySpec("toy-masked", _toy("NeighbourMaskedLM")),

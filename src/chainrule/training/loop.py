@@ -59,8 +59,9 @@ class _Run:
     def __init__(self, cfg: TrainConfig, train_ids: np.ndarray, val_ids: np.ndarray | None,
                  out_dir: Path, tokenizer, vocab_size: int, factory: ModelFactory,
                  resume: bool, progress: bool, dist: DistInfo, device: torch.device,
-                 objective: Objective | None = None):
+                 objective: Objective | None = None, on_evaluate: Callable | None = None):
         self.cfg, self.out_dir, self.tokenizer = cfg, out_dir, tokenizer
+        self.on_evaluate = on_evaluate
         self.dist, self.device = dist, device
         self.progress = progress and dist.is_main and sys.stderr.isatty()
         gas = cfg.gradient_accumulation_steps
@@ -78,17 +79,13 @@ class _Run:
         self.objective.check(self.raw)
         # a model that carries state across batches (truncated BPTT) reads contiguous streams
         self.recurrent = bool(getattr(self.raw, "recurrent", False))
-        if self.recurrent:
-            self.sampler = StreamSampler(train_ids, cfg.batch_size, cfg.block_size,
-                                         micro_batches=gas, device=device)
+        if hasattr(train_ids, "train_sampler"):  # a dataset that cuts its own batches (SFT)
+            self.sampler = train_ids.train_sampler(cfg, device, micro_batches=gas)
+            self.eval_train = train_ids.eval_sampler(cfg, device, "training data")
+            self.eval_val = (val_ids.eval_sampler(cfg, device, "validation data")
+                             if val_ids is not None and len(val_ids) else None)
         else:
-            self.sampler = WindowSampler(train_ids, cfg.batch_size, cfg.block_size, cfg.seed,
-                                         device)
-        self.eval_train = EvalSampler(train_ids, cfg.batch_size, cfg.block_size, cfg.seed,
-                                      device, "training corpus")
-        self.eval_val = (EvalSampler(val_ids, cfg.batch_size, cfg.block_size, cfg.seed,
-                                     device, "validation corpus")
-                         if val_ids is not None and len(val_ids) else None)
+            self._token_samplers(cfg, train_ids, val_ids, gas, device)
         self.optimizer = make_optimizer(self.raw, cfg, device)
         self.use_bf16 = cfg.dtype == "bfloat16" or (
             cfg.dtype == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported())
@@ -114,6 +111,20 @@ class _Run:
 
             ids = [device.index] if device.type == "cuda" else None
             self.model = DDP(self.model, device_ids=ids)
+
+    def _token_samplers(self, cfg: TrainConfig, train_ids: np.ndarray,
+                        val_ids: np.ndarray | None, gas: int, device: torch.device) -> None:
+        if self.recurrent:
+            self.sampler = StreamSampler(train_ids, cfg.batch_size, cfg.block_size,
+                                         micro_batches=gas, device=device)
+        else:
+            self.sampler = WindowSampler(train_ids, cfg.batch_size, cfg.block_size, cfg.seed,
+                                         device)
+        self.eval_train = EvalSampler(train_ids, cfg.batch_size, cfg.block_size, cfg.seed,
+                                      device, "training corpus")
+        self.eval_val = (EvalSampler(val_ids, cfg.batch_size, cfg.block_size, cfg.seed,
+                                     device, "validation corpus")
+                         if val_ids is not None and len(val_ids) else None)
 
     # -- resume ----------------------------------------------------------------------------
     def _resume(self) -> None:
@@ -227,6 +238,8 @@ class _Run:
         rec = {"step": self.step, "train_loss": tr, "lr": get_lr(self.step, cfg)}
         if va is not None:
             rec["val_loss"] = va
+        if self.on_evaluate is not None and self.dist.is_main:
+            rec.update(self.on_evaluate(self.raw, self.step) or {})
         self.metrics.write(rec)
         self._save(improved)
         self.last_saved = self.step
@@ -319,6 +332,11 @@ def _train_batch(b: Any, state: Any) -> TrainBatch:
     return TrainBatch(b.x, b.y, b.reset, state=state)
 
 
+def _as_data(data: Any) -> Any:
+    """Token ids as an array; a dataset that cuts its own batches as it is."""
+    return data if hasattr(data, "train_sampler") else np.asarray(data)
+
+
 def _to_cpu(state: Any) -> Any:
     if torch.is_tensor(state):
         return state.detach().cpu()
@@ -338,6 +356,7 @@ def train(
     objective: Objective | None = None,
     progress: bool = True,
     plot: bool = True,
+    on_evaluate: Callable[[torch.nn.Module, int], dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
     """Train a neural language model and write its directory; return a summary.
 
@@ -356,6 +375,13 @@ def train(
             :class:`chainrule.training.objectives.NextTokenCE`).
         progress: show a progress bar (only when stderr is a terminal, and on rank 0).
         plot: draw ``loss.png`` at the end (skipped with a note without matplotlib).
+        on_evaluate: called as ``on_evaluate(model, step)`` at each evaluation (rank 0); a
+            dict it returns is added to that ``metrics.jsonl`` record (e.g. sample answers).
+
+    ``train_ids`` / ``val_ids`` may also be datasets that cut their own batches: objects with
+    ``train_sampler(config, device, micro_batches)`` and ``eval_sampler(config, device, what)``
+    whose samplers' ``batch(step, micro)`` return ``TrainBatch`` es
+    (:class:`chainrule.training.sft.SFTData`).
 
     Returns:
         A JSON-serialisable dict: ``steps``, ``last_loss`` (the final step's training loss),
@@ -377,9 +403,9 @@ def train(
                 raise ConfigError(f"{str(out_dir)!r} already holds a training run; pass --resume "
                                   "to continue it, or choose another -o.")
         barrier(dist)
-        run = _Run(config, np.asarray(train_ids), None if val_ids is None else np.asarray(val_ids),
+        run = _Run(config, _as_data(train_ids), None if val_ids is None else _as_data(val_ids),
                    out_dir, tokenizer, vocab_size, model_factory or default_model_factory,
-                   resume, progress, dist, device, objective)
+                   resume, progress, dist, device, objective, on_evaluate)
         summary = run.run()
         if dist.is_main:
             from chainrule.fileio import write_json

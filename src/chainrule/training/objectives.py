@@ -40,6 +40,9 @@ class TrainBatch:
         source: a conditional model's source batch (ids (B, S) or a ``Source``).
         state: the recurrent state carried in from the previous batch (set by the loop).
         chosen, rejected: (B, T) preferred and dispreferred sequences (preference objectives).
+        attn_mask: (B, 1, T, T) bool, True = may attend, replacing the causal mask (packed
+            examples: :func:`chainrule.models.layers.document_mask`); passed to the model.
+        positions: (B, T) position of each input (restarting at 0 per packed example).
     """
 
     x: torch.Tensor
@@ -50,6 +53,8 @@ class TrainBatch:
     state: Any = None
     chosen: torch.Tensor | None = None
     rejected: torch.Tensor | None = None
+    attn_mask: torch.Tensor | None = None
+    positions: torch.Tensor | None = None
 
     def with_state(self, state: Any) -> TrainBatch:
         return replace(self, state=state)
@@ -81,10 +86,16 @@ class Objective(abc.ABC):
 
 
 def _forward(model: torch.nn.Module, batch: TrainBatch):
-    """``model(x, state[, source=...])`` -> (logits, state); the source only when there is one."""
+    """``model(x, state[, source=...])`` -> (logits, state); the source, the attention mask and
+    positions only when the batch has them."""
+    extra: dict[str, Any] = {}
     if batch.source is not None:
-        return model(batch.x, batch.state, source=batch.source)
-    return model(batch.x, batch.state)
+        extra["source"] = batch.source
+    if batch.attn_mask is not None:
+        extra["attn_mask"] = batch.attn_mask
+    if batch.positions is not None:
+        extra["positions"] = batch.positions
+    return model(batch.x, batch.state, **extra)
 
 
 def _cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -143,16 +154,25 @@ class MaskedLMLoss(Objective):
         rate: probability a token is chosen (0.15).
         first_random: the first id that is an ordinary token (specials come first).
         generator: a ``torch.Generator`` for the corruption (reproducible batches).
+        never: ids never chosen and never drawn as random replacements (the specials:
+            ``bos``, ``eos``, ``[MASK]``).
     """
 
     name = "masked-lm"
 
     def __init__(self, mask_id: int, vocab_size: int, rate: float = 0.15,
-                 first_random: int = 0, generator: torch.Generator | None = None):
+                 first_random: int = 0, generator: torch.Generator | None = None,
+                 never: tuple[int, ...] = ()):
         if not 0 < rate < 1:
             raise ConfigError(f"the masking rate must be in (0, 1), got {rate}.")
         self.mask_id, self.vocab_size, self.rate = mask_id, vocab_size, rate
         self.first_random, self.generator = first_random, generator
+        self.never = tuple(sorted({int(i) for i in never}))
+        allowed = [i for i in range(first_random, vocab_size) if i not in self.never]
+        if not allowed:
+            raise ConfigError("no ordinary token is left to draw random replacements from; "
+                              "check first_random and never.")
+        self._allowed = torch.tensor(allowed, dtype=torch.long)
 
     def check(self, model: Any) -> None:
         if not getattr(model, "masked", False):
@@ -163,6 +183,8 @@ class MaskedLMLoss(Objective):
         """(corrupted tokens, targets with IGNORE where not chosen)."""
         g, dev = self.generator, tokens.device
         real = torch.ones_like(tokens, dtype=torch.bool) if real is None else real
+        if self.never:
+            real = real & ~torch.isin(tokens, torch.tensor(self.never, device=dev))
 
         def uniform() -> torch.Tensor:
             return torch.rand(tokens.shape, generator=g).to(dev)
@@ -172,8 +194,8 @@ class MaskedLMLoss(Objective):
             first = real.flatten().nonzero()[:1]
             chosen.view(-1)[first] = True
         roll = uniform()
-        random_ids = torch.randint(self.first_random, self.vocab_size, tokens.shape,
-                                   generator=g).to(dev)
+        random_ids = self._allowed[torch.randint(len(self._allowed), tokens.shape,
+                                                 generator=g)].to(dev)
         out = torch.where(chosen & (roll < 0.8), torch.full_like(tokens, self.mask_id), tokens)
         out = torch.where(chosen & (roll >= 0.8) & (roll < 0.9), random_ids, out)
         return out, torch.where(chosen, tokens, torch.full_like(tokens, IGNORE))
@@ -192,7 +214,11 @@ OBJECTIVES: dict[str, type[Objective]] = {
 
 
 def default_objective(model: Any) -> Objective:
-    """Next-token cross-entropy for left-to-right models (the only kind the loop builds now)."""
+    """Next-token cross-entropy for left-to-right models; for a masked model (``masked =
+    True``), the masked-LM loss with its ``mask_id``, never choosing ``bos``/``eos``/``[MASK]``."""
+    if getattr(model, "masked", False):
+        never = (model.bos_id, model.eos_id, model.mask_id)
+        return MaskedLMLoss(model.mask_id, model.vocab_size, never=never)
     return NextTokenCE()
 
 
