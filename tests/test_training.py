@@ -380,3 +380,17 @@ def test_cli_trains_and_prints_json(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["steps"] == 10 and summary["val_tokens"] > 0
     assert (tmp_path / "m" / "tokenizer.json").exists()
+
+
+def test_the_schedule_follows_an_overridden_max_iters():
+    """max_iters=200 on a 2,000-step plan: warm-up, decay and evaluation scale with it; keys the
+    user sets stay; a warm-up that cannot fit is refused; a resumed run keeps its schedule."""
+    cfg = make_config("gpt", "shakespeare-char-cpu", ["max_iters=200"])
+    assert (cfg.warmup_iters, cfg.lr_decay_iters, cfg.eval_interval) == (10, 200, 25)
+    cfg = make_config("gpt", None, ["max_iters=200", "eval_interval=50"])
+    assert (cfg.warmup_iters, cfg.lr_decay_iters, cfg.eval_interval) == (10, 200, 50)
+    assert get_lr(199, cfg) < get_lr(100, cfg) < cfg.learning_rate  # the decay happens
+    with pytest.raises(ConfigError, match="warmup_iters=300 ends after the decay"):
+        make_config("gpt", None, ["max_iters=200", "warmup_iters=300"])
+    resumed = make_config("gpt", None, ["max_iters=400"], base=cfg.to_dict())
+    assert (resumed.lr_decay_iters, resumed.eval_interval) == (200, 50)

@@ -119,6 +119,10 @@ def train(args: argparse.Namespace) -> int:
     from chainrule.training.loop import resolve_device
 
     resolve_device(cfg.device)  # refuse a missing GPU before any work
+    if not args.json and int(os.environ.get("RANK", "0")) == 0:
+        from chainrule.training.config import schedule_text
+
+        print(schedule_text(cfg), file=sys.stderr)
     if not args.resume and find_checkpoint(Path(args.output)) is not None:
         raise ConfigError(f"{args.output!r} already holds a training run; pass --resume "
                           "to continue it, or choose another -o.")

@@ -357,7 +357,10 @@ def make_config(
     if family is not None and (overrides or {}).get("family", family) != family:
         problems.append(f"family={overrides['family']} contradicts --family {family}; give "
                         "the family once")
+    planned_max = values.get("max_iters", TrainConfig.max_iters)  # what the schedule was made for
     take(overrides or {})
+    if base is None:  # a resumed run keeps the schedule it started with
+        _follow_max_iters(values, planned_max, overrides or {}, problems)
     if family is not None:
         values["family"] = family
     try:
@@ -367,6 +370,42 @@ def make_config(
     if problems:
         raise ConfigError(problems)
     return cfg
+
+
+SCHEDULE_KEYS = ("warmup_iters", "lr_decay_iters", "eval_interval")
+
+
+def _follow_max_iters(values: dict[str, Any], planned_max: int, overrides: dict[str, Any],
+                      problems: list[str]) -> None:
+    """When ``max_iters`` is overridden, the schedule keys the user did not set scale with it.
+
+    A preset (or the defaults) plans warm-up, decay and evaluation for its own ``max_iters``;
+    ``max_iters=200`` on a 2,000-step preset then warms up for 10 steps, decays to step 200 and
+    evaluates every 25 steps, instead of spending half the run warming up and never decaying.
+    A schedule the user sets explicitly that cannot fit the run is refused.
+    """
+    new = overrides.get("max_iters")
+    if not isinstance(new, int) or isinstance(new, bool) or new < 1 or planned_max < 1:
+        return
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    for key in SCHEDULE_KEYS:
+        old = values.get(key, defaults[key])
+        if key not in overrides and isinstance(old, int) and not isinstance(old, bool):
+            values[key] = max(1 if key == "eval_interval" else 0,
+                              round(old * new / planned_max))
+    warm, decay = values.get("warmup_iters", 0), values.get("lr_decay_iters", new)
+    explicit = "warmup_iters" in overrides or "lr_decay_iters" in overrides
+    if explicit and isinstance(warm, int) and isinstance(decay, int) and warm > decay:
+        problems.append(f"warmup_iters={warm} ends after the decay does (lr_decay_iters="
+                        f"{decay}, for max_iters={new}); lower warmup_iters or raise "
+                        "lr_decay_iters")
+
+
+def schedule_text(cfg: TrainConfig) -> str:
+    """The schedule a run uses, in one line (the CLI prints it)."""
+    return (f"schedule: {cfg.max_iters} steps, warm-up {cfg.warmup_iters}, cosine decay to "
+            f"step {cfg.lr_decay_iters} (lr {cfg.learning_rate:g} -> {cfg.min_lr:g}), "
+            f"evaluation every {cfg.eval_interval} steps")
 
 
 def describe_keys(family: str | None = None) -> str:
@@ -396,6 +435,7 @@ def describe_keys(family: str | None = None) -> str:
 
 __all__ = [
     "FIELD_TYPES",
+    "SCHEDULE_KEYS",
     "TrainConfig",
     "describe_keys",
     "load_preset",
@@ -404,4 +444,5 @@ __all__ = [
     "model_key_types",
     "parse_overrides",
     "preset_names",
+    "schedule_text",
 ]
