@@ -394,3 +394,22 @@ def test_the_schedule_follows_an_overridden_max_iters():
         make_config("gpt", None, ["max_iters=200", "warmup_iters=300"])
     resumed = make_config("gpt", None, ["max_iters=400"], base=cfg.to_dict())
     assert (resumed.lr_decay_iters, resumed.eval_interval) == (200, 50)
+
+
+def test_a_run_whose_stderr_is_not_a_terminal_still_logs_its_evaluations(tmp_path, capsys):
+    """A log file or a notebook gets the evaluation lines (plain, through the `chainrule`
+    logger); -q silences them."""
+    from chainrule.cli import main
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the cat sat on the mat .\n" * 50)
+    keys = ["max_iters=4", "eval_interval=2", "eval_iters=1", "block_size=8", "batch_size=2",
+            "n_layer=1", "n_embd=8", "n_head=2"]
+    assert main(["train", "--family", "gpt", "-o", str(tmp_path / "a"), str(corpus), *keys]) == 0
+    err = capsys.readouterr().err
+    assert [ln.split(":")[0] for ln in err.splitlines() if ln.startswith("step ")] == [
+        "step 0", "step 2", "step 4"]
+    assert "schedule: 4 steps" in err
+    assert main(["-q", "train", "--family", "gpt", "-o", str(tmp_path / "b"), str(corpus),
+                 *keys]) == 0
+    assert "step " not in capsys.readouterr().err

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import logging
 import importlib
 import os
 import sys
@@ -34,7 +35,39 @@ def build_parser() -> argparse.ArgumentParser:
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(f"chainrule.cli.{name}").register(sub)
     _add_threads_option(parser)
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="print only warnings and errors (no evaluation lines)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print debugging lines")
     return parser
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    """The ``chainrule`` logger writes plain lines to stderr: progress of long jobs (evaluation
+    lines of a training run, ...) whether or not stderr is a terminal."""
+    level = (logging.WARNING if getattr(args, "quiet", False) else
+             logging.DEBUG if getattr(args, "verbose", False) else logging.INFO)
+    logger = logging.getLogger("chainrule")
+    logger.setLevel(level)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a line is logged (not the one at set-up)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):  # StreamHandler sets it in __init__; the property wins
+        pass
 
 
 THREADS_HELP = ("CPU threads for PyTorch (default: CHAINRULE_THREADS or OMP_NUM_THREADS if set, "
@@ -58,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2 if args.command is None else 0
+    _configure_logging(args)
     try:
         from chainrule.threads import parse_threads, set_threads
 

@@ -9,6 +9,7 @@ tokenizer (given, resumed, or trained), tokenise the corpus into the token cache
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -19,6 +20,8 @@ from chainrule.errors import ConfigError
 from chainrule.training.checkpoint import find_checkpoint, read_train_state
 from chainrule.training.config import TrainConfig, make_config
 from chainrule.training.data import CorpusIds, corpus_ids
+
+log = logging.getLogger(__name__)
 
 
 def split_args(items: list[str]) -> tuple[list[str], list[str]]:
@@ -88,7 +91,7 @@ def load_corpus(args: argparse.Namespace, cfg: TrainConfig, files: list[Path],
     if not args.json and int(os.environ.get("RANK", "0")) == 0:
         for c in data.caches:
             how = "reused" if c.reused else "tokenised into"
-            print(f"corpus: {c.count:,} tokens, {how} {c.directory}", file=sys.stderr)
+            log.info(f"corpus: {c.count:,} tokens, {how} {c.directory}")
     return data
 
 
@@ -122,7 +125,7 @@ def train(args: argparse.Namespace) -> int:
     if not args.json and int(os.environ.get("RANK", "0")) == 0:
         from chainrule.training.config import schedule_text
 
-        print(schedule_text(cfg), file=sys.stderr)
+        log.info(schedule_text(cfg))
     if not args.resume and find_checkpoint(Path(args.output)) is not None:
         raise ConfigError(f"{args.output!r} already holds a training run; pass --resume "
                           "to continue it, or choose another -o.")

@@ -17,6 +17,7 @@ where a NaN loss is caught (and the exact step named).
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import sys
 import time
@@ -50,6 +51,7 @@ from chainrule.training.metrics import MetricsLog, plot_losses
 from chainrule.training.objectives import Objective, TrainBatch, default_objective
 from chainrule.training.optim import get_lr, make_optimizer
 
+log = logging.getLogger(__name__)
 ModelFactory = Callable[[TrainConfig, int, int | None, int | None], torch.nn.Module]
 
 
@@ -243,9 +245,11 @@ class _Run:
         self.metrics.write(rec)
         self._save(improved)
         self.last_saved = self.step
-        if self.progress:
-            bar.write(f"step {self.step}: train {tr:.4f}"
-                      + (f", val {va:.4f}" if va is not None else ""))
+        line = f"step {self.step}: train {tr:.4f}" + (f", val {va:.4f}" if va is not None else "")
+        if self.progress:  # a terminal: above the progress bar
+            bar.write(line)
+        elif self.dist.is_main:  # a log file, a notebook, a script: the `chainrule` logger
+            log.info(line)
         return va, bool(cfg.patience and self.bad_evals >= cfg.patience)
 
     # -- the loop --------------------------------------------------------------------------
