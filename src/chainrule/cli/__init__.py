@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 import errno
-import logging
 import importlib
+import logging
 import os
 import sys
 
