@@ -191,6 +191,7 @@ def trained(tmp_path_factory):
     code = main(["train", "--family", "bert", "-o", str(d / "m"), str(corpus), "max_iters=300",
                  "n_layer=2", "n_head=2", "n_embd=32", "block_size=16", "batch_size=16",
                  "eval_interval=300", "eval_iters=2", "warmup_iters=20", "learning_rate=3e-3",
+                 "decay_lr=false",
                  "dropout=0.0", "tokenizer_kind=word", "boundaries=lines", "--device", "cpu",
                  "--json"])
     assert code == 0
