@@ -65,7 +65,8 @@ class _Run:
         self.cfg, self.out_dir, self.tokenizer = cfg, out_dir, tokenizer
         self.on_evaluate = on_evaluate
         self.dist, self.device = dist, device
-        self.progress = progress and dist.is_main and sys.stderr.isatty()
+        self.progress = progress and dist.is_main and sys.stderr.isatty()  # the bar
+        self.log_lines = progress and dist.is_main and not self.progress  # no terminal: log
         gas = cfg.gradient_accumulation_steps
         if gas % dist.world_size:
             raise ConfigError(f"gradient_accumulation_steps ({gas}) must be a multiple of the "
@@ -248,7 +249,7 @@ class _Run:
         line = f"step {self.step}: train {tr:.4f}" + (f", val {va:.4f}" if va is not None else "")
         if self.progress:  # a terminal: above the progress bar
             bar.write(line)
-        elif self.dist.is_main:  # a log file, a notebook, a script: the `chainrule` logger
+        elif self.log_lines:  # a log file, a notebook, a script: the `chainrule` logger
             log.info(line)
         return va, bool(cfg.patience and self.bad_evals >= cfg.patience)
 
