@@ -45,7 +45,12 @@ from chainrule.errors import ConfigError
 from chainrule.models.base import Source
 from chainrule.models.configs import NeuralConfig
 from chainrule.models.gpt import Block
-from chainrule.models.neural import NeuralScorer, register_neural_family
+from chainrule.models.neural import (
+    NeuralScorer,
+    import_transformers,
+    load_into_transformers,
+    register_neural_family,
+)
 
 SCORINGS = ("pll", "pll-word-l2r")
 # positions encoded per forward pass when scoring (rows x length), to bound memory
@@ -362,19 +367,11 @@ def to_hf_bert(model: BERT):
     """A ``transformers.BertForMaskedLM`` with the same weights (needs the ``bench`` extra)."""
     if not model.cfg.bias:
         raise ConfigError("BertForMaskedLM has biases; this model was built with bias=False.")
-    try:
-        from transformers import BertConfig as HFBertConfig
-        from transformers import BertForMaskedLM
-    except ImportError:
-        raise ConfigError(
-            "copying weights into transformers needs it installed: pip install 'chainrule[bench]'."
-        ) from None
+    HFBertConfig, BertForMaskedLM = import_transformers("BertConfig", "BertForMaskedLM")
     hf = BertForMaskedLM(HFBertConfig(**hf_bert_config_kwargs(model)))
-    missing, unexpected = hf.load_state_dict(bert_to_hf_state_dict(model), strict=False)
-    real_missing = [k for k in missing if not k.endswith(("position_ids", "token_type_ids"))]
-    if real_missing or unexpected:
-        raise RuntimeError(f"weight mapping mismatch: missing {real_missing}, extra {unexpected}")
-    return hf.to(model.device).eval()
+    hf = load_into_transformers(hf, bert_to_hf_state_dict(model),
+                                ("position_ids", "token_type_ids"))
+    return hf.to(model.device)
 
 
 register_neural_family(BERT, "encoder-only transformer trained by masked-LM (scored by PLL)")

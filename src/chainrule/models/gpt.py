@@ -32,7 +32,13 @@ from torch import nn
 
 from chainrule.errors import ConfigError
 from chainrule.models.layers import MLP, CausalSelfAttention, Rope, RotaryEmbedding, make_norm
-from chainrule.models.neural import GPTConfig, NeuralLM, register_neural_family
+from chainrule.models.neural import (
+    GPTConfig,
+    NeuralLM,
+    import_transformers,
+    load_into_transformers,
+    register_neural_family,
+)
 from chainrule.models.windows import window_spans
 
 
@@ -380,18 +386,11 @@ def hf_gpt2_config_kwargs(model: GPT) -> dict:
 
 def to_hf_gpt2(model: GPT):
     """A ``transformers.GPT2LMHeadModel`` with the same weights (needs the ``bench`` extra)."""
-    try:
-        from transformers import GPT2Config, GPT2LMHeadModel
-    except ImportError:
-        raise ConfigError(
-            "copying weights into transformers needs it installed: pip install 'chainrule[bench]'."
-        ) from None
+    GPT2Config, GPT2LMHeadModel = import_transformers("GPT2Config", "GPT2LMHeadModel")
     hf = GPT2LMHeadModel(GPT2Config(**hf_gpt2_config_kwargs(model)))
-    missing, unexpected = hf.load_state_dict(gpt_to_hf_state_dict(model), strict=False)
-    real_missing = [k for k in missing if not k.endswith((".attn.bias", ".attn.masked_bias"))]
-    if real_missing or unexpected:
-        raise RuntimeError(f"weight mapping mismatch: missing {real_missing}, extra {unexpected}")
-    return hf.to(model.device).eval()
+    hf = load_into_transformers(hf, gpt_to_hf_state_dict(model),
+                                (".attn.bias", ".attn.masked_bias"))
+    return hf.to(model.device)
 
 
 register_neural_family(GPT, "decoder-only transformer (GPT-2 layout, pre-LN, KV cache)")

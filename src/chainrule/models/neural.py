@@ -287,6 +287,27 @@ class NeuralLM(NeuralScorer, Generator):
         return torch.log_softmax(self.head(h).float(), dim=-1)
 
 
+def load_into_transformers(hf_model, state_dict: dict[str, torch.Tensor],
+                           buffers: tuple[str, ...] = ()):
+    """Copy ``state_dict`` into a ``transformers`` model in eval mode on CPU; ``buffers`` are
+    name endings transformers keeps as non-weight buffers (allowed to be missing)."""
+    missing, unexpected = hf_model.load_state_dict(state_dict, strict=False)
+    real_missing = [k for k in missing if not k.endswith(buffers)]
+    if real_missing or unexpected:
+        raise RuntimeError(f"weight mapping mismatch: missing {real_missing}, extra {unexpected}")
+    return hf_model.eval()
+
+
+def import_transformers(*names: str) -> tuple:
+    """``transformers`` classes by name, or a sentence saying how to install it."""
+    try:
+        import transformers
+    except ImportError:
+        raise ConfigError("copying weights into transformers needs it installed: pip install "
+                          "'chainrule[bench]'.") from None
+    return tuple(getattr(transformers, n) for n in names)
+
+
 # -- registry and builder ----------------------------------------------------------------------
 def register_neural_family(cls: type[NeuralScorer], description: str = "") -> None:
     """Register ``cls`` for ``load_model``, ``chainrule train`` and :func:`build_neural_model`."""
@@ -335,6 +356,8 @@ __all__ = [
     "NeuralScorer",
     "RNNConfig",
     "build_neural_model",
+    "import_transformers",
+    "load_into_transformers",
     "neural_config_class",
     "register_neural_family",
 ]
