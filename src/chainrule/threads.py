@@ -100,10 +100,19 @@ def default_threads(environ: Mapping[str, str] | None = None, *, load: float | N
     return (idle, "load") if idle < n else (n, "cores")
 
 
+#: how the thread count was chosen by the last :func:`set_threads`: "asked" (``--threads``),
+#: an environment variable's name, "cores" or "load" (a guess that a job which measures its own
+#: speed, like the ladder's timed rungs, may revise)
+chosen_by: str = "torch"
+
+
 def set_threads(n: int | None = None) -> int:
     """Set PyTorch's intra-op threads to ``n`` (``None``: :func:`default_threads`); return it."""
+    global chosen_by
     if n is None:
-        n = default_threads()[0]
+        n, chosen_by = default_threads()
+    else:
+        chosen_by = "asked"
     import torch
 
     if torch.get_num_threads() != n:
@@ -111,5 +120,5 @@ def set_threads(n: int | None = None) -> int:
     return n
 
 
-__all__ = ["MAX_DEFAULT_THREADS", "default_threads", "parse_threads", "physical_cores",
+__all__ = ["MAX_DEFAULT_THREADS", "chosen_by", "default_threads", "parse_threads", "physical_cores",
            "set_threads", "usable_cpus"]

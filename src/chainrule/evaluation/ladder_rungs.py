@@ -143,7 +143,11 @@ def train_within(family: str, data, train_ids: np.ndarray, val_ids: np.ndarray |
         return max(0.0, time.perf_counter() - t - (step - done) * pure), max(pure, 1e-6)
 
     # the probe runs with total = cap (warmup, then a schedule that has barely begun to decay)
+    from chainrule import threads as thread_policy
+
     many = torch.get_num_threads()
+    if thread_policy.chosen_by == "load":  # a guess from the load average: measure instead
+        many = max(many, min(thread_policy.usable_cpus(), thread_policy.MAX_DEFAULT_THREADS))
     step = min(PROBE_STEPS, cap)
     overhead, per_step = run_to(step, 1)
     done, threads = step, 1
