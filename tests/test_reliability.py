@@ -224,3 +224,15 @@ def test_resume_with_another_corpus_is_refused(tmp_path, capsys):
     code, err = _run(capsys, "train", "--family", "gpt", "-o", out, "--resume", "--json",
                      corpus, "max_iters=4")
     assert code == 0, err
+
+
+@pytest.mark.parametrize(("flags", "words"), [
+    (["--order", "1000"], "from 1 to 20"),
+    (["--order", "2", "--prune", "0,1,1,1"], "at most 2"),
+    (["--vocab", "missing-vocab.txt"], "vocabulary file"),
+])
+def test_ngram_option_mistakes_are_one_sentence(tmp_path, capsys, flags, words):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the cat sat .\n" * 20)
+    code, err = _run(capsys, "train", "--family", "ngram", *flags, "-o", tmp_path / "m", corpus)
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1

@@ -173,6 +173,9 @@ def _thresholds(prune: Sequence[int] | None, N: int) -> list[int]:
     if not prune:
         return [0] * N
     t = [int(x) for x in prune]
+    if len(t) > N:
+        raise ConfigError(f"{len(t)} --prune thresholds for an order-{N} model; give at most "
+                          f"{N}, one per order.")
     if any(x < 0 for x in t):
         raise ConfigError("--prune thresholds must be non-negative counts, e.g. 0,1,1.")
     if t[0] != 0:

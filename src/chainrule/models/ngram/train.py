@@ -52,7 +52,15 @@ class NgramTrainResult:
     warnings: list[str] = field(default_factory=list)
 
 
+#: the highest order accepted (KenLM's lmplz compiles in 6 by default; beyond ~10 every
+#: higher-order n-gram is seen once and the discounts cannot be estimated)
+MAX_ORDER = 20
+
+
 def _read_vocab(path: str | os.PathLike) -> list[str]:
+    if not os.path.isfile(path):
+        raise DataError(f"vocabulary file {str(path)!r} does not exist; pass --vocab a file with "
+                        "one word per line.")
     words = [w for line in iter_lines([path]) for w in line.split()]
     if not words:
         raise DataError(f"vocabulary file {str(path)!r} has no words; list one word per line.")
@@ -88,8 +96,9 @@ def train_ngram(
         raise ConfigError("no corpus given; pass one or more text files, one sentence per line.")
     if vocab is not None and tokenizer is not None:
         raise ConfigError("pass either --vocab or --tokenizer, not both.")
-    if not isinstance(order, int) or order < 1:
-        raise ConfigError(f"the n-gram order must be a whole number >= 1, got {order!r}.")
+    if not isinstance(order, int) or not 1 <= order <= MAX_ORDER:
+        raise ConfigError(f"the n-gram order must be a whole number from 1 to {MAX_ORDER}, got "
+                          f"{order!r}.")
     if isinstance(tokenizer, (str, os.PathLike)):
         tokenizer = load_tokenizer(tokenizer)
     lines = iter_lines(paths)
