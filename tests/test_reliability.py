@@ -236,3 +236,16 @@ def test_ngram_option_mistakes_are_one_sentence(tmp_path, capsys, flags, words):
     corpus.write_text("the cat sat .\n" * 20)
     code, err = _run(capsys, "train", "--family", "ngram", *flags, "-o", tmp_path / "m", corpus)
     assert code == 2 and words in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("flags", [["--strategy", "beam", "--beams", "100000000"],
+                                   ["--n", "100000000"]])
+def test_a_generation_batch_that_cannot_fit_is_refused_before_any_work(tmp_path, capsys, flags):
+    from chainrule.models.reference import UniformModel
+    from chainrule.tokenizers import train_tokenizer
+
+    tok = train_tokenizer("word", ["a b c d e f"])
+    UniformModel(tok.vocab_size, tok.bos_id, tok.eos_id).save(tmp_path / "u")
+    tok.save(tmp_path / "u" / "tokenizer.json")
+    code, err = _run(capsys, "generate", tmp_path / "u", *flags, "--max-tokens", "3")
+    assert code == 2 and "would need about" in err and "internal error" not in err

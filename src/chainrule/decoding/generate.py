@@ -31,6 +31,7 @@ from chainrule.decoding.session import (
     row_seed,
 )
 from chainrule.decoding.transforms import repetition_penalty, sampling_transform
+from chainrule.errors import ConfigError
 from chainrule.models.base import LanguageModel, require_generator
 
 
@@ -81,6 +82,7 @@ def stream(
     config = config or GenerationConfig()
     model = require_generator(model, "generation")
     rows = prepare_prompts(model, prompts, tokenizer, truncate=config.truncate)
+    check_batch_memory(model, len(rows), config)
     src = encode_sources(model, sources, len(rows), source_tokenizer or tokenizer)
     with torch.no_grad():
         if config.strategy == "beam":
@@ -123,6 +125,7 @@ def generate(
     config = config or GenerationConfig()
     model = require_generator(model, "generation")
     rows = prepare_prompts(model, prompts, tokenizer, truncate=config.truncate)
+    check_batch_memory(model, len(rows), config)
     src = encode_sources(model, sources, len(rows), source_tokenizer or tokenizer)
     with torch.no_grad():
         if config.strategy == "beam":
@@ -138,6 +141,24 @@ def generate(
                 return e.value
 
 
+#: refuse a decoding batch whose per-step distributions alone would need more than this
+MAX_BATCH_BYTES = 8 * 2**30
+
+
+def check_batch_memory(model: LanguageModel, prompts: int, cfg: GenerationConfig) -> None:
+    """Refuse, before any work, a batch (prompts x outputs or beams) whose next-token
+    distributions (a few float32 copies of rows x vocabulary per step) cannot fit in memory."""
+    per_prompt = cfg.num_beams if cfg.strategy == "beam" else cfg.n
+    rows = prompts * per_prompt
+    need = rows * model.vocab_size * 4 * 4  # log-probs, scores, the warped copy, the draw
+    if need > MAX_BATCH_BYTES:
+        what = "beams" if cfg.strategy == "beam" else "outputs per prompt"
+        raise ConfigError(
+            f"{prompts} prompt(s) x {per_prompt:,} {what} = {rows:,} rows at once would need "
+            f"about {need / 2**30:,.0f} GB for the next-token distributions alone; lower the "
+            f"number of {what} or of prompts (or generate in several calls).")
+
+
 def _sample(
     model: LanguageModel,
     prompts: list[list[int]],
@@ -150,8 +171,6 @@ def _sample(
     n, device = cfg.n, model.device
     greedy = cfg.strategy == "greedy"
     if cfg.stop and tokenizer is None:
-        from chainrule.errors import ConfigError
-
         raise ConfigError("stop strings are checked on decoded text, so they need a tokenizer.")
     outs = [
         OutputRow(p, model.bos_id, model.eos_id, tokenizer, cfg.stop, cfg.ignore_eos, track_text)
