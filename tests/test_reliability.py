@@ -249,3 +249,19 @@ def test_a_generation_batch_that_cannot_fit_is_refused_before_any_work(tmp_path,
     tok.save(tmp_path / "u" / "tokenizer.json")
     code, err = _run(capsys, "generate", tmp_path / "u", *flags, "--max-tokens", "3")
     assert code == 2 and "would need about" in err and "internal error" not in err
+
+
+def test_key_value_overrides_may_follow_the_options(tmp_path, capsys):
+    """`train CORPUS -o D KEY=VALUE`: argparse stops the positional list at -o; the overrides
+    after it still count (they used to be 'unrecognized arguments')."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the cat sat on the mat .\n" * 40)
+    code, err = _run(capsys, "train", "--family", "gpt", str(corpus), "-o", tmp_path / "m",
+                     "--json", "max_iters=2", "eval_interval=2", "eval_iters=1", "block_size=4",
+                     "batch_size=1", "n_layer=1", "n_embd=8", "n_head=2")
+    assert code == 0, err
+    import json
+
+    assert json.loads((tmp_path / "m" / "train_state.json").read_text())["summary"]["steps"] == 2
+    with pytest.raises(SystemExit):
+        main(["train", "--family", "gpt", str(corpus), "-o", str(tmp_path / "n"), "--bogus"])

@@ -22,7 +22,7 @@ from chainrule.errors import ChainruleError
 # modules under chainrule.cli that each register one or more subcommands
 SUBCOMMAND_MODULES = ["tokenizer", "corpus", "train", "eval", "ngram", "generate", "chat", "importing",
                       "export", "pretrained", "demo", "fill_mask", "sft", "lora",
-                      "attention", "probe"]
+                      "attention", "probe", "finetune"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,7 +87,15 @@ def _add_threads_option(parser: argparse.ArgumentParser, top: bool = True) -> No
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # argparse ends a positional list at the first option: `train CORPUS -o D KEY=VALUE`
+        # leaves KEY=VALUE over. Commands with a list of positionals (`args`) take them back.
+        if isinstance(getattr(args, "args", None), list) and not any(
+                e.startswith("-") and e != "-" for e in extra):
+            args.args.extend(extra)
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2 if args.command is None else 0
