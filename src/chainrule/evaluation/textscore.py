@@ -131,8 +131,9 @@ def encode_text(
             what = "part of it"
         raise TokenizerError(
             f"the model's tokenizer cannot encode {what} in {_shorten(text)!r}{at}: they become "
-            "<unk>; use a model whose vocabulary covers the text, or pass --allow-unk to score "
-            "<unk> as an ordinary token."
+            "<unk>; use a model whose vocabulary covers the text, or let <unk> be scored as an "
+            "ordinary token (allow_unk=True; on the command line --allow-unk, or for `eval "
+            "surprisal` leave out --refuse-unk)."
         )
     return ids
 
