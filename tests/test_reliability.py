@@ -265,3 +265,15 @@ def test_key_value_overrides_may_follow_the_options(tmp_path, capsys):
     assert json.loads((tmp_path / "m" / "train_state.json").read_text())["summary"]["steps"] == 2
     with pytest.raises(SystemExit):
         main(["train", "--family", "gpt", str(corpus), "-o", str(tmp_path / "n"), "--bogus"])
+
+
+def test_a_prompt_with_unknown_words_warns_naming_them(tmp_path, capsys):
+    from chainrule.models.reference import UniformModel
+    from chainrule.tokenizers import train_tokenizer
+
+    tok = train_tokenizer("word", ["a b c d"])
+    UniformModel(tok.vocab_size, tok.bos_id, tok.eos_id).save(tmp_path / "u")
+    tok.save(tmp_path / "u" / "tokenizer.json")
+    code, err = _run(capsys, "generate", tmp_path / "u", "--prompt", "a zebra b", "--max-tokens",
+                     "2", "--seed", "1")
+    assert code == 0 and "'zebra'" in err and "<unk>" in err and err.startswith("warning:")

@@ -48,6 +48,7 @@ def prepare_prompts(
             if tokenizer is None:
                 raise ConfigError("text prompts need a tokenizer; pass tokenizer= or token ids.")
             ids = list(tokenizer.encode(p))
+            _warn_unknown(tokenizer, p, ids, i)
         else:
             ids = [int(t) for t in p]
         bad = [t for t in ids if not 0 <= t < model.vocab_size]
@@ -80,6 +81,20 @@ def prepare_prompts(
             stacklevel=3,
         )
     return out
+
+
+class UnknownPromptWarning(UserWarning):
+    """Part of a prompt is not in the model's vocabulary and became ``<unk>``."""
+
+
+def _warn_unknown(tokenizer: Any, text: str, ids: list[int], i: int) -> None:
+    unk = getattr(tokenizer, "unk_id", None)
+    if unk is None or unk not in ids:
+        return
+    words = list(dict.fromkeys(w for w in text.split() if unk in tokenizer.encode(w)))
+    shown = ", ".join(repr(w) for w in words[:8]) or "part of it"
+    warnings.warn(f"prompt {i}: {shown} not in the model's vocabulary, so the model sees <unk> "
+                  "there.", UnknownPromptWarning, stacklevel=4)
 
 
 def row_seed(seed: int, prompt: Sequence[int], sample: int) -> int:
