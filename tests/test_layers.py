@@ -18,6 +18,7 @@ LAYERS = {
     "models": 4,
     "training": 5,
     "decoding": 6, "evaluation": 6, "testing": 6,
+    "api": 7,
     "cli": 7, "web": 7, "__init__": 7, "__main__": 7,
 }
 

@@ -7,13 +7,16 @@ context -- and evaluation, decoding and the command line are written once agains
 
 __version__ = "0.1.0"
 
+from chainrule.api import LoadedModel, load
 from chainrule.errors import ChainruleError
 from chainrule.models.base import LanguageModel, load_model, register_family
 
 __all__ = [
     "ChainruleError",
     "LanguageModel",
+    "LoadedModel",
     "__version__",
+    "load",
     "load_model",
     "register_family",
 ]

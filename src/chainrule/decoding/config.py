@@ -58,8 +58,16 @@ class GenerationConfig:
     use_cache: bool = True
     fast_path: bool = True
     allow_special: bool = False
+    # transformers' names, accepted as aliases: do_sample=False is greedy, True sampling;
+    # num_return_sequences is n
+    do_sample: bool | None = None
+    num_return_sequences: int | None = None
 
     def __post_init__(self) -> None:
+        if self.do_sample is not None and self.strategy != "beam":
+            object.__setattr__(self, "strategy", "sample" if self.do_sample else "greedy")
+        if self.num_return_sequences is not None:
+            object.__setattr__(self, "n", self.num_return_sequences)
         if isinstance(self.stop, str):
             object.__setattr__(self, "stop", (self.stop,))
         else:

@@ -47,6 +47,10 @@ class Tokenizer(abc.ABC):
     @abc.abstractmethod
     def vocab_size(self) -> int: ...
 
+    def __call__(self, text: str, *, allow_special: bool = False) -> list[int]:
+        """``tokenizer(text)`` is ``tokenizer.encode(text)``, as in the ecosystem."""
+        return self.encode(text, allow_special=allow_special)
+
     def encode(self, text: str, *, allow_special: bool = False) -> list[int]:
         """Text -> ids. With ``allow_special``, special-token spellings in ``text`` map to them."""
         out: list[int] = []
