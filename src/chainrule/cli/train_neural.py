@@ -103,8 +103,10 @@ def _same_corpus(header_path: Path, files: list[Path]) -> None:
         old = json.loads(header_path.read_text("utf-8"))["corpus"]["files"]
     except (OSError, ValueError, KeyError, TypeError):
         return  # no cache to compare with: it is rebuilt from the files given
+    from chainrule.data import corpus_fingerprint
+
     was = sorted((e["path"], e["size"]) for e in old)
-    now = sorted((str(p.resolve()), p.stat().st_size) for p in files)
+    now = sorted((e["path"], e["size"]) for e in corpus_fingerprint(files)["files"])
     if was != now:
         raise ConfigError(f"--resume was given a different corpus than the run started on "
                           f"({len(now)} file(s) now, {len(was)} then, or changed sizes); resume "

@@ -91,7 +91,9 @@ def _warn_unknown(tokenizer: Any, text: str, ids: list[int], i: int) -> None:
     unk = getattr(tokenizer, "unk_id", None)
     if unk is None or unk not in ids:
         return
-    words = list(dict.fromkeys(w for w in text.split() if unk in tokenizer.encode(w)))
+    from chainrule.tokenizers.base import unencodable
+
+    words, _ = unencodable(tokenizer, text)
     shown = ", ".join(repr(w) for w in words[:8]) or "part of it"
     warnings.warn(f"prompt {i}: {shown} not in the model's vocabulary, so the model sees <unk> "
                   "there.", UnknownPromptWarning, stacklevel=4)

@@ -20,7 +20,7 @@ from pathlib import Path
 from chainrule.errors import ConfigError, ModelFormatError, TokenizerError
 from chainrule.models.base import Scorer
 from chainrule.models.scoring import score_sequences
-from chainrule.tokenizers.base import Tokenizer
+from chainrule.tokenizers.base import Tokenizer, unencodable
 
 LOG2E = 1.0 / math.log(2.0)  # nats -> bits
 
@@ -86,19 +86,6 @@ def load_source_tokenizer(directory: str | os.PathLike, tokenizer: Tokenizer) ->
 
 def _shorten(text: str, n: int = 60) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
-
-
-def unencodable(tokenizer: Tokenizer, text: str) -> tuple[list[str], list[str]]:
-    """The whitespace words of ``text`` that become ``<unk>``, and (for char tokenizers) the
-    characters that do. Both lists are in order of first appearance, without repeats."""
-    unk = tokenizer.unk_id
-    if unk is None:
-        return [], []
-    words = list(dict.fromkeys(w for w in text.split() if unk in tokenizer.encode(w)))
-    chars: list[str] = []
-    if getattr(tokenizer, "kind", "") == "char":
-        chars = list(dict.fromkeys(c for c in text if unk in tokenizer.encode(c)))
-    return words, chars
 
 
 def encode_text(

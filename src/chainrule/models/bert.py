@@ -79,13 +79,7 @@ class BertConfig(NeuralConfig):
     post_norm: ClassVar[bool] = True
 
     def problems(self) -> list[str]:
-        widths = self._positive("n_head", "n_embd")
-        out = super().problems() + self._positive("block_size", "n_layer") + widths
-        out += self._dropout()
-        if not widths and self.n_embd % self.n_head:
-            out.append(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head}).")
-        if not (isinstance(self.n_inner, int) and self.n_inner >= 0):
-            out.append(f"n_inner must be 0 (4 * n_embd) or a positive integer, got {self.n_inner!r}.")
+        out = super().problems() + self._transformer_problems()
         if not 0 <= self.mask_id < max(self.vocab_size, 1):
             out.append(f"mask_id {self.mask_id} is outside the vocabulary of {self.vocab_size}.")
         if self.scoring not in SCORINGS:

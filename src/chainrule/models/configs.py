@@ -40,6 +40,16 @@ class NeuralConfig:
         d = getattr(self, "dropout", 0.0)
         return [] if 0.0 <= d < 1.0 else [f"dropout must be in [0, 1), got {d}."]
 
+    def _transformer_problems(self) -> list[str]:
+        """Depth, widths, dropout and MLP width of a transformer config (GPT, BERT)."""
+        widths = self._positive("n_head", "n_embd")
+        out = self._positive("block_size", "n_layer") + widths + self._dropout()
+        if not widths and self.n_embd % self.n_head:
+            out.append(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head}).")
+        if not (isinstance(self.n_inner, int) and self.n_inner >= 0):
+            out.append(f"n_inner must be 0 (4 * n_embd) or a positive integer, got {self.n_inner!r}.")
+        return out
+
     def __post_init__(self):
         problems = self.problems()
         if problems:
@@ -118,12 +128,10 @@ class GPTConfig(NeuralConfig):
     n_kv_head: int = 0  # key/value heads; fewer than n_head is grouped-query attention (0: n_head)
 
     def problems(self) -> list[str]:
-        widths = self._positive("n_head", "n_embd")
-        out = super().problems() + self._positive("block_size", "n_layer") + widths
-        out += self._dropout()
-        if not widths and self.n_embd % self.n_head:
-            out.append(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head}).")
-        elif not widths and self.positions == "rotary" and (self.n_embd // self.n_head) % 2:
+        out = super().problems() + self._transformer_problems()
+        widths_ok = not self._positive("n_head", "n_embd")
+        if (widths_ok and not self.n_embd % self.n_head and self.positions == "rotary"
+                and (self.n_embd // self.n_head) % 2):
             out.append("rotary positions need an even head width (n_embd / n_head).")
         if self.positions not in ("learned", "rotary"):
             out.append(f"positions must be 'learned' or 'rotary', got {self.positions!r}.")
@@ -131,11 +139,9 @@ class GPTConfig(NeuralConfig):
             out.append(f"norm must be 'layernorm' or 'rmsnorm', got {self.norm!r}.")
         if self.mlp not in ("gelu", "swiglu"):
             out.append(f"mlp must be 'gelu' or 'swiglu', got {self.mlp!r}.")
-        if not (isinstance(self.n_inner, int) and self.n_inner >= 0):
-            out.append(f"n_inner must be 0 (4 * n_embd) or a positive integer, got {self.n_inner!r}.")
         if not (isinstance(self.n_kv_head, int) and self.n_kv_head >= 0):
             out.append(f"n_kv_head must be 0 (= n_head) or positive, got {self.n_kv_head!r}.")
-        elif not widths and self.n_kv_head and self.n_head % self.n_kv_head:
+        elif widths_ok and self.n_kv_head and self.n_head % self.n_kv_head:
             out.append(f"n_head ({self.n_head}) must be a multiple of n_kv_head "
                        f"({self.n_kv_head}).")
         return out

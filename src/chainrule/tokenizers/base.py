@@ -147,6 +147,19 @@ class Tokenizer(abc.ABC):
 _KINDS: dict[str, type[Tokenizer]] = {}
 
 
+def unencodable(tokenizer: Tokenizer, text: str) -> tuple[list[str], list[str]]:
+    """The whitespace words of ``text`` that become ``<unk>``, and (for char tokenizers) the
+    characters that do. Both lists are in order of first appearance, without repeats."""
+    unk = tokenizer.unk_id
+    if unk is None:
+        return [], []
+    words = list(dict.fromkeys(w for w in text.split() if unk in tokenizer.encode(w)))
+    chars: list[str] = []
+    if getattr(tokenizer, "kind", "") == "char":
+        chars = list(dict.fromkeys(c for c in text if unk in tokenizer.encode(c)))
+    return words, chars
+
+
 def register_tokenizer(cls: type[Tokenizer]) -> type[Tokenizer]:
     """Class decorator: make :func:`load_tokenizer` able to read files of ``cls.kind``."""
     _KINDS[cls.kind] = cls
@@ -202,4 +215,5 @@ __all__ = [
     "load_tokenizer",
     "register_tokenizer",
     "tokenizer_from_dict",
+    "unencodable",
 ]
