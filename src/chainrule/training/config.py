@@ -151,14 +151,20 @@ def _type_problems(cfg: TrainConfig) -> list[str]:
     if not isinstance(cfg.model, dict):
         return [f"model must be a table of the model's settings, not {cfg.model!r}"]
     for name, typ in FIELD_TYPES.items():
-        value = getattr(cfg, name)
-        ok = isinstance(value, typ) and not (typ is int and isinstance(value, bool))
-        if typ is float and isinstance(value, int) and not isinstance(value, bool):
-            object.__setattr__(cfg, name, float(value))  # 1 is a fine float
-            ok = True
-        if not ok:
-            problems.append(f"{name} must be {_TYPE_WORDS[typ]}, not {value!r}")
+        value, problem = _typed(name, getattr(cfg, name), typ)
+        object.__setattr__(cfg, name, value)
+        if problem:
+            problems.append(problem)
     return problems
+
+
+def _typed(name: str, value: Any, typ: type) -> tuple[Any, str | None]:
+    """``value`` as ``typ`` (an int is a fine float) and None, or ``value`` and a problem."""
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value), None
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        return value, f"{name} must be {_TYPE_WORDS[typ]}, not {value!r}"
+    return value, None
 
 
 _TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
@@ -209,11 +215,9 @@ def _model_problems(c: TrainConfig) -> list[str]:
         if key not in types:
             p.append(_unknown_key(key, c.family))
             continue
-        typ = types[key]
-        if typ is float and isinstance(value, int) and not isinstance(value, bool):
-            c.model[key] = float(value)
-        elif not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-            p.append(f"{key} must be {_TYPE_WORDS[typ]}, not {value!r}")
+        c.model[key], problem = _typed(key, value, types[key])
+        if problem:
+            p.append(problem)
     if p:
         return p
     try:  # the family's own validation, with a stand-in vocabulary
