@@ -35,7 +35,8 @@ def register(sub) -> None:
                    help="a trained chainrule tokenizer (default: whitespace words for n-grams)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace a model of another kind that MODEL_DIR already holds")
+                   help="replace what MODEL_DIR holds: a model of another kind, or (neural) "
+                        "a run to start over instead of --resume")
     g = p.add_argument_group("n-gram options")
     g.add_argument("--order", type=int)
     g.add_argument("--smoothing", choices=["mle", "addk", "kn", "mkn"])
@@ -53,6 +54,18 @@ def register(sub) -> None:
                         "reused (default: MODEL_DIR/data)")
     g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
     g.add_argument("--compile", action="store_true", help="use torch.compile")
+    g = p.add_argument_group("translation options (conditional families: seq2seq, "
+                             "transformer-ed)")
+    g.add_argument("--source", metavar="SRC",
+                   help="source sentences, one per line (aligned with --target), or a TSV/JSONL "
+                        "file of pairs")
+    g.add_argument("--target", metavar="TGT", help="target sentences, one per line")
+    g.add_argument("--val-source", metavar="F", help="validation source sentences")
+    g.add_argument("--val-target", metavar="F", help="validation target sentences")
+    g.add_argument("--fields", metavar="SRC,TGT", default="source,target",
+                   help="the two fields of a JSONL file of pairs (default: source,target)")
+    g.add_argument("--source-tokenizer", metavar="TOK.json",
+                   help="a trained tokenizer for the source side (with --tokenizer)")
     p.set_defaults(func=run)
 
 
@@ -112,6 +125,17 @@ def _run(args: argparse.Namespace) -> int:
     ngram_only = [f for f in ("order", "smoothing", "k", "prune", "vocab") if getattr(args, f)]
     if ngram_only:
         raise ConfigError(f"--{ngram_only[0]} applies to --family ngram, not to {args.family}.")
+    from chainrule.models.base import get_family
+
+    if get_family(args.family).conditional:
+        from chainrule.cli.train_translate import train as train_translate
+
+        return train_translate(args)
+    mt_only = [f for f in ("source", "target", "val_source", "val_target", "source_tokenizer")
+               if getattr(args, f, None)]
+    if mt_only:
+        raise ConfigError(f"--{mt_only[0].replace('_', '-')} applies to conditional families "
+                          f"(seq2seq, transformer-ed), not to {args.family}.")
     from chainrule.cli.train_neural import train as train_neural
 
     return train_neural(args)

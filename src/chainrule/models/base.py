@@ -299,6 +299,8 @@ BUILTIN_FAMILIES: dict[str, str] = {
     "lstm": "chainrule.models.lstm",
     "gpt": "chainrule.models.gpt",
     "bert": "chainrule.models.bert",
+    "seq2seq": "chainrule.models.seq2seq",
+    "transformer-ed": "chainrule.models.transformer_ed",
 }
 
 

@@ -8,7 +8,10 @@ A family module adds itself here with a builder that fits on ``TinyTask.sequence
 
 from __future__ import annotations
 
+from functools import partial
+
 from chainrule.testing import toys
+from chainrule.testing.conditional import fit_on_tiny_task
 from chainrule.testing.conformance import FamilySpec, TinyTask
 
 
@@ -33,6 +36,9 @@ def _fit_neural(family: str, task: TinyTask, steps: int = 40, lr: float = 2e-2, 
     torch.manual_seed(task.seed)
     model = build_neural_model(family, vocab_size=task.vocab_size, bos_id=task.bos_id,
                                eos_id=task.eos_id, **config)
+    if config.get("word_repr") == "char-cnn":  # spell token i as "w<i>" (no tokenizer here)
+        model.embedding.set_spellings([f"w{i}" for i in range(task.vocab_size)],
+                                      [False] * task.vocab_size)
     T = max(len(s) for s in task.sequences)
     batch = torch.full((len(task.sequences), T), -100, dtype=torch.long)
     for i, s in enumerate(task.sequences):
@@ -62,6 +68,11 @@ def _rnn(task: TinyTask):
 
 def _lstm(task: TinyTask):
     return _fit_neural("lstm", task, n_embd=8, n_hidden=12, n_layer=2, dropout=0.1)
+
+
+def _lstm_char(task: TinyTask):
+    return _fit_neural("lstm", task, n_embd=8, n_hidden=12, n_layer=1, dropout=0.1,
+                       tie_weights=False, word_repr="char-cnn", char_full_words=3)
 
 
 def _gpt(task: TinyTask, positions: str = "learned"):
@@ -150,6 +161,7 @@ FAMILY_SPECS: dict[str, FamilySpec] = {
     "ffnn": FamilySpec("ffnn", _ffnn),
     "rnn": FamilySpec("rnn", _rnn),
     "lstm": FamilySpec("lstm", _lstm),
+    "lstm-char-cnn": FamilySpec("lstm", _lstm_char),
     "gpt": FamilySpec("gpt", _gpt),
     "gpt-rotary": FamilySpec("gpt", _gpt_rotary),
     "gpt-llama": FamilySpec("gpt", _gpt_llama),
@@ -157,4 +169,21 @@ FAMILY_SPECS: dict[str, FamilySpec] = {
     # toys that prove the interface for conditional and masked models (chainrule.testing.toys)
     "toy-source-bigram": FamilySpec("toy-source-bigram", _toy("SourceBigramLM")),
     "toy-masked": FamilySpec("toy-masked", _toy("NeighbourMaskedLM")),
+    # encoder-decoders (chainrule.testing.conditional), with and without attention
+    "seq2seq-gru": FamilySpec("seq2seq", partial(fit_on_tiny_task, "seq2seq", n_embd=8,
+                                                 n_hidden=12, dropout=0.1)),
+    "seq2seq-lstm-bi-mlp": FamilySpec("seq2seq", partial(
+        fit_on_tiny_task, "seq2seq", cell="lstm", n_layer=2, bidirectional=True,
+        attention="mlp", n_embd=8, n_hidden=12, dropout=0.1)),
+    "seq2seq-rnn-dot": FamilySpec("seq2seq", partial(fit_on_tiny_task, "seq2seq", cell="rnn",
+                                                     attention="dot", n_embd=8, n_hidden=12)),
+    "seq2seq-gru-bi-scaled": FamilySpec("seq2seq", partial(
+        fit_on_tiny_task, "seq2seq", attention="scaled", bidirectional=True, n_embd=8,
+        n_hidden=12)),
+    "transformer-ed": FamilySpec("transformer-ed", partial(
+        fit_on_tiny_task, "transformer-ed", lr=1e-2, n_layer=2, n_head=2, n_embd=16,
+        dropout=0.1, max_len=16)),
+    "transformer-ed-post": FamilySpec("transformer-ed", partial(
+        fit_on_tiny_task, "transformer-ed", lr=1e-2, n_layer=1, n_dec_layer=2, n_head=2,
+        n_embd=16, post_norm=True, tie_weights=False, max_len=16)),
 }

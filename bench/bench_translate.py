@@ -1,0 +1,241 @@
+"""Multi30k de->en: the three CPU presets (GRU seq2seq, + Bahdanau attention, transformer) and a
+``torch.nn.Transformer`` of the transformer's shape trained by the same loop, each under one
+wall-clock budget; sacreBLEU (detokenised, case-sensitive, 13a) and chrF on test 2016 with
+beam 5, training time and teacher-forced target tokens/s.
+
+All models share one pair of byte-level BPE tokenizers (trained once on the training data) and
+the same batches. Training runs in chunks of ``--chunk`` steps (``--resume`` between chunks) until
+the budget is spent or the preset's ``max_iters`` is reached, so a loaded machine gets fewer
+steps rather than a longer run; the model with the best validation loss is decoded.
+
+    nice -n 10 .venv/bin/python bench/bench_translate.py --budget-minutes 10 --parallel
+    .venv/bin/python bench/bench_translate.py --models gru --budget-minutes 1 --test-limit 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "multi30k"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+MODELS = {  # name -> (family, preset)
+    "gru": ("seq2seq", "multi30k-gru-cpu"),
+    "attn": ("seq2seq", "multi30k-attn-cpu"),
+    "transformer": ("transformer-ed", "multi30k-transformer-cpu"),
+    "torch": ("bench-torch-transformer", "multi30k-transformer-cpu"),
+}
+
+
+def tokenizers(work: Path, pairs):
+    from chainrule.tokenizers import load_tokenizer, train_tokenizer
+    from chainrule.training.config import load_preset
+
+    paths = work / "source_tokenizer.json", work / "tokenizer.json"
+    if all(p.exists() for p in paths):
+        return tuple(load_tokenizer(p) for p in paths)
+    vocab = load_preset("multi30k-gru-cpu")["vocab_size"]
+    src = train_tokenizer("bytebpe", [s for s, _ in pairs], vocab_size=vocab)
+    tgt = train_tokenizer("bytebpe", [t for _, t in pairs], vocab_size=vocab)
+    src.save(paths[0])
+    tgt.save(paths[1])
+    return src, tgt
+
+
+def run_one(name: str, args) -> dict:
+    import torch
+    import torch_transformer_baseline  # noqa: F401 -- registers the peer family
+
+    from chainrule.data.parallel import read_parallel
+    from chainrule.evaluation.translation import Translator, corpus_scores, hypothesis_text
+    from chainrule.evaluation.translation import translate as run_translate
+    from chainrule.training.config import load_preset, make_config
+    from chainrule.training.translation import train_translation
+
+    torch.set_num_threads(args.threads)
+    family, preset = MODELS[name]
+    work = Path(args.work)
+    train = read_parallel(DATA / "train.de.gz", DATA / "train.en.gz")
+    val = read_parallel(DATA / "val.de.gz", DATA / "val.en.gz")
+    test = read_parallel(DATA / "test_2016_flickr.de.gz", DATA / "test_2016_flickr.en.gz")
+    if args.test_limit:
+        test = test[: args.test_limit]
+    stok, tok = tokenizers(work, train)
+    table = {k: v for k, v in load_preset(preset).items() if k != "family"}
+    planned = table["max_iters"]
+    out = work / name
+    budget = args.budget_minutes * 60
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    decay = min(planned, args.decay_steps or planned)
+    steps_done, train_s, tokens = 0, 0.0, 0.0
+    target = 0
+    while True:
+        target = min(planned, target + args.chunk)
+        cfg = make_config(family, None, {**table, "max_iters": target,
+                                         "lr_decay_iters": decay, "eval_interval": args.chunk})
+        summary = train_translation(cfg, train, val, out, tokenizer=tok, source_tokenizer=stok,
+                                    resume=target > args.chunk, progress=False, plot=False)
+        tokens += summary["target_tokens_per_s"] * summary["train_seconds"]
+        train_s += summary["train_seconds"]
+        steps_done = summary["steps"]
+        spent = (time.process_time() - cpu0 if args.cpu_budget else
+                 time.perf_counter() - wall0)
+        if target >= planned or spent >= budget:
+            break
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    t0 = time.perf_counter()
+    tr = Translator.load(out)
+    outs = run_translate(tr, [s for s, _ in test], strategy="beam", beams=args.beams,
+                         batch_size=50)
+    hyps = [hypothesis_text(c) for c in outs]
+    scores = corpus_scores(hyps, [t for _, t in test])
+    (work / f"{name}.hyp.txt").write_text("".join(h + "\n" for h in hyps), "utf-8")
+    result = {"model": name, "family": family, "preset": preset, "steps": steps_done,
+              "planned_steps": planned, "train_wall_s": wall, "train_loop_s": train_s,
+              "train_cpu_s": cpu, "lr_decay_iters": decay,
+              "target_tokens_per_s": tokens / max(train_s, 1e-9),
+              "best_val_loss": summary["best_val_loss"],
+              "parameters": summary["parameters"], "decode_s": time.perf_counter() - t0,
+              "test_sentences": len(test), **scores}
+    (work / f"{name}.json").write_text(json.dumps(result, indent=1), "utf-8")
+    return result
+
+
+def throughput(args) -> str:
+    """Teacher-forced training steps of transformer-ed and torch.nn.Transformer of the preset's
+    shape on the same batches (64 pairs of 20 + 20 tokens), interleaved; target tokens per CPU
+    second (process time, so a loaded machine's share does not enter) and per wall second."""
+    import torch
+    import torch_transformer_baseline  # noqa: F401
+
+    from chainrule.models.base import Source
+    from chainrule.models.neural import build_neural_model
+    from chainrule.training.config import load_preset
+    from chainrule.training.objectives import TrainBatch
+    from chainrule.training.translation import TeacherForcedCE
+
+    torch.set_num_threads(args.threads)
+    table_ = load_preset("multi30k-transformer-cpu")
+    keys = ("n_layer", "n_head", "n_embd", "n_inner", "dropout", "max_len")
+    shape = {k: table_[k] for k in keys}
+    V, B, T = table_["vocab_size"], table_["batch_size"], 20
+    models = {}
+    for fam in ("transformer-ed", "bench-torch-transformer"):
+        torch.manual_seed(0)
+        m = build_neural_model(fam, vocab_size=V, **shape).train()
+        models[fam] = (m, torch.optim.AdamW(m.parameters(), lr=1e-4))
+    g = torch.Generator().manual_seed(0)
+    batches = [TrainBatch(torch.randint(2, V, (B, T), generator=g),
+                          torch.randint(2, V, (B, T), generator=g),
+                          source=Source(torch.randint(2, V, (B, T), generator=g),
+                                        torch.full((B,), T)))
+               for _ in range(4)]
+    loss = TeacherForcedCE(0.1)
+    cpu = dict.fromkeys(models, 0.0)
+    wall = dict.fromkeys(models, 0.0)
+    for i in range(args.throughput_steps + 2):
+        for fam, (m, opt) in models.items():
+            c0, w0 = time.process_time(), time.perf_counter()
+            out = loss.loss(m, batches[i % len(batches)])
+            opt.zero_grad()
+            out.backward()
+            opt.step()
+            if i >= 2:  # two warm-up steps each
+                cpu[fam] += time.process_time() - c0
+                wall[fam] += time.perf_counter() - w0
+    n = args.throughput_steps * B * T
+    a, b = "transformer-ed", "bench-torch-transformer"
+    return (f"teacher-forced training, {args.throughput_steps} steps of {B} x {T} target tokens, "
+            f"{args.threads} thread(s):\n"
+            f"| model | target tok per CPU-s | target tok per wall-s |\n|---|---|---|\n"
+            f"| transformer-ed | {n / cpu[a]:,.0f} | {n / wall[a]:,.0f} |\n"
+            f"| torch.nn.Transformer | {n / cpu[b]:,.0f} | {n / wall[b]:,.0f} |\n\n"
+            f"ratio (transformer-ed / torch.nn.Transformer): {cpu[b] / cpu[a]:.2f}x per CPU "
+            f"second, {wall[b] / wall[a]:.2f}x per wall second")
+
+
+def table(results: list[dict]) -> str:
+    head = ("| model | params | steps (of preset) | train CPU | train wall | target tok/s "
+            "| best val loss | BLEU (beam 5) | chrF |")
+    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['model']} | {r['parameters'] / 1e6:.1f}M | {r['steps']} "
+                     f"({r['planned_steps']}) | {r['train_cpu_s'] / 60:.1f} min | "
+                     f"{r['train_wall_s'] / 60:.1f} min | "
+                     f"{r['target_tokens_per_s']:,.0f} | {r['best_val_loss']:.3f} | "
+                     f"{r['bleu']:.2f} | {r['chrf']:.2f} |")
+    by = {r["model"]: r for r in results}
+    if "transformer" in by and "torch" in by:
+        a, b = by["transformer"], by["torch"]
+        lines.append(f"\ntransformer-ed / torch.nn.Transformer: target tokens/s "
+                     f"{a['target_tokens_per_s'] / b['target_tokens_per_s']:.2f}x, BLEU "
+                     f"{a['bleu'] / max(b['bleu'], 1e-9):.2f}x")
+    if results:
+        lines.append(f"\nBLEU signature: {results[0]['bleu_signature']}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", default="gru,attn,transformer,torch")
+    p.add_argument("--budget-minutes", type=float, default=10.0)
+    p.add_argument("--chunk", type=int, default=100, help="steps between budget checks")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--cpu-budget", action="store_true",
+                   help="count the budget in CPU seconds of the process (a loaded machine)")
+    p.add_argument("--decay-steps", type=int, default=0,
+                   help="cosine decay over this many steps (0: the preset's max_iters)")
+    p.add_argument("--beams", type=int, default=5)
+    p.add_argument("--test-limit", type=int, default=0)
+    p.add_argument("--work", default=str(ROOT / "bench" / "out" / "translate"))
+    p.add_argument("--parallel", action="store_true", help="train the models side by side")
+    p.add_argument("--only", help=argparse.SUPPRESS)
+    p.add_argument("--throughput", action="store_true",
+                   help="only compare training throughput with torch.nn.Transformer")
+    p.add_argument("--throughput-steps", type=int, default=10)
+    args = p.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    if args.throughput:
+        text = throughput(args)
+        print(text + f"\n\nload: {os.getloadavg()}")
+        return 0
+    if args.only:
+        print(json.dumps(run_one(args.only, args)))
+        return 0
+    from chainrule.data.parallel import read_parallel
+
+    tokenizers(work, read_parallel(DATA / "train.de.gz", DATA / "train.en.gz"))
+    names = args.models.split(",")
+    if args.parallel:
+        base = [sys.executable, __file__, "--budget-minutes", str(args.budget_minutes),
+                "--chunk", str(args.chunk), "--threads", str(args.threads), "--beams",
+                str(args.beams), "--test-limit", str(args.test_limit), "--work", str(work),
+                "--decay-steps", str(args.decay_steps), *(["--cpu-budget"] if args.cpu_budget
+                                                          else [])]
+        logs = [open(work / f"{n}.log", "w") for n in names]  # noqa: SIM115
+        procs = [subprocess.Popen([*base, "--only", n], stdout=subprocess.DEVNULL, stderr=log)
+                 for n, log in zip(names, logs)]
+        for q, log in zip(procs, logs):
+            q.wait()
+            log.close()
+        results = [json.loads((work / f"{n}.json").read_text()) for n in names
+                   if (work / f"{n}.json").exists()]
+    else:
+        results = [run_one(n, args) for n in names]
+    text = table(results)
+    print(text)
+    print(f"\nload: {os.getloadavg()}")
+    (work / "results.md").write_text(text + "\n", "utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
