@@ -243,7 +243,7 @@ def test_eval_commands_accept_bert(trained, capsys):
     assert "pseudo-perplexity" in capsys.readouterr().out
     assert main(["eval", "pairs", m, "--data", str(pairs), "--json", "--scoring",
                  "pll-word-l2r"]) == 0
-    assert json.loads(capsys.readouterr().out)["models"][m]["scoring"] == "pll-word-l2r"
+    assert json.loads(capsys.readouterr().out)["models"]["m"]["scoring"] == "pll-word-l2r"
     assert main(["eval", "surprisal", m, "--data", str(data), "-o",
                  str(trained / "s.csv")]) == 0
     assert len((trained / "s.csv").read_text().splitlines()) == 17

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-EVAL_MODULES = ["eval_ppl", "eval_surprisal", "eval_pairs"]
+EVAL_MODULES = ["eval_ppl", "eval_surprisal", "eval_pairs", "eval_bleu", "eval_suite",
+                "eval_reading_times"]
 
 
 def register(sub) -> None:

@@ -6,6 +6,8 @@ import argparse
 
 
 def register(sub) -> None:
+    from chainrule.evaluation.stimuli import add_unk_arguments
+
     p = sub.add_parser(
         "pairs",
         help="minimal-pair accuracy on BLiMP-format JSONL files",
@@ -18,8 +20,12 @@ def register(sub) -> None:
     p.add_argument("--method", choices=["full", "prefix"], default="full")
     p.add_argument("--no-eos", action="store_true",
                    help="(full method) leave </s> out of the sentence log-probability")
-    p.add_argument("--allow-unk", action="store_true",
-                   help="score text that becomes <unk> instead of refusing it")
+    add_unk_arguments(p)
+    p.add_argument("--name", action="append", metavar="NAME",
+                   help="the model's name in tables, once per model (default: the "
+                        "directory's basename)")
+    p.add_argument("--items", metavar="OUT.csv",
+                   help="write every pair's log-probabilities (bits) per model")
     p.add_argument("--by", choices=["UID", "linguistics_term", "field"], default="UID",
                    help="grouping of the printed table and the plot (default: paradigm)")
     p.add_argument("--plot", metavar="OUT.png", help="write a bar chart of the accuracies")
@@ -33,15 +39,19 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from chainrule.cli._output import print_json, print_table
-    from chainrule.evaluation.pairs import evaluate_pairs
+    from chainrule.evaluation.pairs import evaluate_pairs, write_pair_items
+    from chainrule.evaluation.stimuli import model_names, unk_policy, unk_sentence
 
     if args.plot:
         from chainrule.evaluation.plots import _pyplot
 
         _pyplot()  # fail before the (slow) scoring if matplotlib is missing
+    policy = unk_policy(args.unk)
     report = evaluate_pairs(args.models, args.data, method=args.method,
-                            include_eos=not args.no_eos, allow_unk=args.allow_unk,
-                            scoring=args.scoring)
+                            include_eos=not args.no_eos, allow_unk=policy == "score",
+                            scoring=args.scoring, names=model_names(args.models, args.name))
+    if args.items:
+        write_pair_items(report, args.items)
     if args.plot:
         from chainrule.evaluation.plots import plot_pair_accuracy
 
@@ -50,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
         out = report.to_json()
         if args.plot:
             out["plot"] = args.plot
+        out["unk_policy"] = policy
+        if args.items:
+            out["items"] = args.items
         print_json(out)
         return 0
     names = list(report.models)
@@ -61,20 +74,22 @@ def run(args: argparse.Namespace) -> int:
             row[m] = f"{100 * report.models[m][args.by][g]['accuracy']:.1f}"
         rows.append(row)
     overall = {args.by: "OVERALL", "n": report.models[names[0]]["overall"]["n"]}
+    ties_row = {args.by: "ties (counted wrong)", "n": ""}
     for m in names:
         overall[m] = f"{100 * report.models[m]['overall']['accuracy']:.1f}"
-    rows.append(overall)
+        ties_row[m] = str(report.models[m].get("ties", 0))
+    rows += [overall, ties_row]
     print(f"minimal-pair accuracy (%), method {args.method}; ties count wrong")
     print_table(rows)
+    print(unk_sentence(policy, {m: report.models[m]["unk_tokens"] for m in names},
+                       unit="<unk> tokens"))
     masked = {m: s["scoring"] for m, s in report.models.items()
               if s.get("scoring", "left-to-right") != "left-to-right"}
     if masked:
         print("pseudo-log-likelihoods (masked models): "
               + ", ".join(f"{m} {how}" for m, how in masked.items()))
-    ties = {m: report.models[m].get("ties", 0) for m in names}
-    if any(ties.values()):
-        print("ties (counted wrong): " + ", ".join(f"{m} {t}" for m, t in ties.items())
-              + "; usually both sentences reduce to the same <unk>s")
+    if args.items:
+        print(f"per-pair log-probabilities (bits) written to {args.items}")
     if args.plot:
         print(f"plot written to {args.plot}")
     return 0

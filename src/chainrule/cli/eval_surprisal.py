@@ -1,4 +1,4 @@
-"""CLI: ``chainrule eval surprisal MODEL_DIR --data FILE [--words] -o OUT.csv|OUT.jsonl``."""
+"""CLI: ``chainrule eval surprisal MODEL_DIR... --data FILE [--words] [--wide] -o OUT``."""
 
 from __future__ import annotations
 
@@ -6,21 +6,35 @@ import argparse
 
 
 def register(sub) -> None:
+    from chainrule.evaluation.stimuli import add_unk_arguments
+
     p = sub.add_parser(
         "surprisal",
-        help="per-token or per-word surprisal (bits) of each sentence, as CSV or JSONL",
-        description="Score each non-empty line of --data as one sentence (<s> ... </s>) and "
-        "write its surprisals in bits. With --words, subword surprisals are summed into "
-        "whitespace-separated words (see docs/evaluation.md for the rule); </s> is a separate "
-        "row with is_eos=1.",
+        help="per-token or per-word surprisal (bits) of stimuli under one or more models",
+        description="Score each stimulus (a line of a text file, or a row of a CSV/TSV/JSONL "
+        "file) as one sentence (<s> [context] text </s>) under every model, and write one "
+        "long table (a row per word and model; --wide: a column per model). With --words, a "
+        "word's surprisal is the sum over its tokens with the word-boundary correction for "
+        "leading-space tokenizers (docs/psycholinguistics.md); </s> is a separate row with "
+        "is_eos=1.",
     )
-    p.add_argument("model", metavar="MODEL_DIR")
-    p.add_argument("--data", required=True, metavar="FILE", help="one sentence per line")
+    p.add_argument("models", nargs="+", metavar="MODEL_DIR")
+    p.add_argument("--name", action="append", metavar="NAME",
+                   help="the model's name in the table, once per model (default: the "
+                        "directory's basename)")
+    p.add_argument("--data", required=True, metavar="FILE",
+                   help="stimuli: .txt (one a line), .csv/.tsv (header row) or .jsonl")
+    p.add_argument("--column", "--field", dest="column", metavar="NAME",
+                   help="CSV/TSV column or JSONL field with the text (default: 'sentence')")
+    p.add_argument("--context-column", metavar="NAME",
+                   help="column with a preceding context: conditioned on, not scored")
     p.add_argument("--words", action="store_true", help="one row per word instead of per token")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.csv|OUT.jsonl")
+    p.add_argument("--wide", action="store_true", help="a surprisal column per model (--words)")
+    p.add_argument("--no-boundary-correction", action="store_true",
+                   help="plain sum of token surprisals per word (no leading-space correction)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.csv|OUT.tsv|OUT.jsonl")
     p.add_argument("--no-eos", action="store_true", help="do not score </s>")
-    p.add_argument("--refuse-unk", action="store_true",
-                   help="stop at text that becomes <unk> instead of scoring <unk> (flagged)")
+    add_unk_arguments(p)
     p.add_argument("--scoring", choices=["pll", "pll-word-l2r"],
                    help="masked models (bert): pseudo-log-likelihood (pll, Salazar et al. 2020) "
                         "or its within-word left-to-right variant (pll-word-l2r, Kauf & Ivanova "
@@ -31,33 +45,44 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from chainrule.cli._output import print_json
-    from chainrule.evaluation.surprisal import (
-        read_sentences,
-        sentence_surprisals,
-        write_surprisal,
-    )
+    from chainrule.evaluation.stimuli import model_names, read_stimuli, unk_policy, unk_sentence
+    from chainrule.evaluation.surprisal_table import surprisal_table, write_table
     from chainrule.evaluation.textscore import load_model_and_tokenizer, scoring_name
 
-    model, tok = load_model_and_tokenizer(args.model, args.scoring)
-    sentences = read_sentences(args.data)
-    results = sentence_surprisals(model, tok, sentences, eos=not args.no_eos,
-                                  allow_unk=not args.refuse_unk)
-    write_surprisal(results, args.output, words=args.words)
-    n_rows = sum(len(r.words if args.words else r.tokens) for r in results)
-    total = sum(r.total_bits for r in results)
-    n_words = sum(1 for r in results for w in r.words if not w.is_eos)
-    summary = {
-        "output": str(args.output), "sentences": len(results), "rows": n_rows,
-        "words": n_words, "total_bits": total,
-        "bits_per_word": total / n_words if n_words else None, "scoring": scoring_name(model),
-    }
+    policy = unk_policy(args.unk)
+    names = model_names(args.models, args.name)
+    if args.wide and not args.words:
+        from chainrule.errors import ConfigError
+
+        raise ConfigError("--wide needs --words (token segmentations differ between models).")
+    stimuli = read_stimuli(args.data, column=args.column, context_column=args.context_column)
+    loaded = [(n, *load_model_and_tokenizer(d, args.scoring)) for n, d in zip(names, args.models)]
+    table = surprisal_table(loaded, stimuli, words=args.words, eos=not args.no_eos,
+                            allow_unk=policy == "score",
+                            correct=not args.no_boundary_correction)
+    write_table(table, args.output, words=args.words, wide=args.wide)
+    per_model = {}
+    for n, model, _ in loaded:
+        rows = [r for r in table.rows if r["model"] == n]
+        words = [r for r in rows if not r["is_eos"]] if args.words else []
+        total = sum(r["surprisal_bits"] for r in rows)
+        per_model[n] = {"rows": len(rows), "total_bits": total,
+                        "bits_per_word": total / len(words) if words else None,
+                        "unk_words": table.unk_words[n],
+                        "boundary_correction": table.corrected[n],
+                        "scoring": scoring_name(model)}
+    summary = {"output": str(args.output), "stimuli": len(stimuli), "rows": len(table.rows),
+               "unk_policy": policy, "models": per_model}
     if args.json:
         print_json(summary)
-    else:
-        print(f"wrote {n_rows} {'word' if args.words else 'token'} rows for {len(results)} "
-              f"sentences to {args.output} (mean {summary['bits_per_word'] or 0:.3f} bits per "
-              "word, </s> included in the total)")
-        if model.masked:
-            print(f"a masked model: pseudo-surprisals from {summary['scoring']} "
-                  "pseudo-log-likelihoods (each token given every other token)")
+        return 0
+    what = "word" if args.words else "token"
+    print(f"wrote {len(table.rows)} {what} rows ({len(stimuli)} stimuli x {len(names)} "
+          f"models) to {args.output}")
+    for n, s in per_model.items():
+        bpw = f"mean {s['bits_per_word']:.3f} bits per word, " if s["bits_per_word"] else ""
+        fix = ("boundary correction applied" if s["boundary_correction"]
+               else "plain token sums" if args.words else "token rows")
+        print(f"  {n}: {bpw}{fix}, scoring {s['scoring']}")
+    print(unk_sentence(policy, table.unk_words))
     return 0

@@ -68,8 +68,10 @@ def read_pairs(paths: Iterable[str | os.PathLike]) -> list[MinimalPair]:
     pairs: list[MinimalPair] = []
     for p in paths:
         path = Path(p)
-        if not path.is_file():
+        if not path.exists():  # a pipe (/dev/fd/63, /dev/stdin) is read like a file
             raise DataError(f"pairs file {str(path)!r} does not exist; check the path.")
+        if path.is_dir():
+            raise DataError(f"pairs file {str(path)!r} is a directory; pass a JSONL file.")
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError as e:
@@ -125,6 +127,7 @@ class PairScores:
     logp_good: list[float]
     logp_bad: list[float]
     method: str
+    unk_tokens: int = 0  # <unk> tokens in the scored texts (--unk score)
 
     @property
     def correct(self) -> list[bool]:
@@ -162,7 +165,7 @@ def score_pairs(
                 ids = encode_text(tokenizer, text, allow_unk=allow_unk, where=p.source)
                 seqs.append(frame(model, ids, eos=include_eos))
         lp = [float(s.sum()) for s in score_sequences(model, seqs)]
-        return PairScores(list(pairs), lp[0::2], lp[1::2], method)
+        return PairScores(list(pairs), lp[0::2], lp[1::2], method, _unks(tokenizer, seqs))
     missing = [p for p in pairs if p.prefix is None]
     if missing:
         raise ConfigError(
@@ -179,7 +182,12 @@ def score_pairs(
             targets.append(_word_token_mask(tokenizer, text, ids, len(text) - len(str(word))))
     scores = score_sequences(model, seqs)
     lp = [float(s[m].sum()) for s, m in zip(scores, targets)]
-    return PairScores(list(pairs), lp[0::2], lp[1::2], method)
+    return PairScores(list(pairs), lp[0::2], lp[1::2], method, _unks(tokenizer, seqs))
+
+
+def _unks(tokenizer: Tokenizer, seqs: list[list[int]]) -> int:
+    unk = tokenizer.unk_id
+    return 0 if unk is None else sum(s.count(unk) for s in seqs)
 
 
 def _word_token_mask(tokenizer: Tokenizer, text: str, ids: list[int], word_start: int) -> list[int]:
@@ -225,6 +233,7 @@ class PairsReport:
 
     method: str
     models: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> summarise()
+    scores: dict[str, PairScores] = field(default_factory=dict)  # name -> per-pair scores
 
     def to_json(self) -> dict[str, Any]:
         return {"method": self.method, "models": self.models}
@@ -238,22 +247,48 @@ def evaluate_pairs(
     include_eos: bool = True,
     allow_unk: bool = False,
     scoring: str | None = None,
+    names: Sequence[str] | None = None,
 ) -> PairsReport:
     """Load each model directory and score all pairs of ``data`` with it (``scoring``: how
-    masked models score, see :func:`chainrule.evaluation.textscore.set_scoring`)."""
+    masked models score, see :func:`chainrule.evaluation.textscore.set_scoring`; ``names``:
+    the models' names in the report, default their paths)."""
     from chainrule.evaluation.textscore import load_model_and_tokenizer, scoring_name
 
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}.")
     pairs = read_pairs(data)
     report = PairsReport(method)
-    for d in model_dirs:
+    for k, d in enumerate(model_dirs):
         model, tok = load_model_and_tokenizer(d, scoring)
         scores = score_pairs(model, tok, pairs, method=method, include_eos=include_eos,
                              allow_unk=allow_unk)
-        name = _unique_name(str(d), report.models)
-        report.models[name] = {**summarise(scores), "scoring": scoring_name(model)}
+        name = names[k] if names else _unique_name(str(d), report.models)
+        report.models[name] = {**summarise(scores), "scoring": scoring_name(model),
+                               "unk_tokens": scores.unk_tokens}
+        report.scores[name] = scores
     return report
+
+
+ITEM_COLUMNS = ["pair", "source", "UID", "linguistics_term", "field", "sentence_good",
+                "sentence_bad", "model", "logp_good_bits", "logp_bad_bits", "diff_bits",
+                "correct", "tie"]
+
+
+def write_pair_items(report: PairsReport, path: str | os.PathLike) -> Path:
+    """Every pair's log-probabilities in bits (log2), one row per pair and model, as CSV/TSV."""
+    from chainrule.evaluation.textscore import LOG2E
+    from chainrule.fileio import write_delimited
+
+    def rows():
+        for name, sc in report.scores.items():
+            for i, (p, g, b) in enumerate(zip(sc.pairs, sc.logp_good, sc.logp_bad)):
+                good = p.word_good if sc.method == "prefix" else p.good
+                bad = p.word_bad if sc.method == "prefix" else p.bad
+                yield [i, p.source, p.uid, p.term, p.field, good, bad, name,
+                       f"{g * LOG2E:.6f}", f"{b * LOG2E:.6f}", f"{(g - b) * LOG2E:.6f}",
+                       int(g > b), int(g == b)]
+
+    return write_delimited(path, ITEM_COLUMNS, rows())
 
 
 def _unique_name(name: str, taken: dict[str, Any]) -> str:
@@ -274,4 +309,5 @@ __all__ = [
     "read_pairs",
     "score_pairs",
     "summarise",
+    "write_pair_items",
 ]

@@ -119,8 +119,8 @@ def encode_text(
         raise TokenizerError(
             f"the model's tokenizer cannot encode {what} in {_shorten(text)!r}{at}: they become "
             "<unk>; use a model whose vocabulary covers the text, or let <unk> be scored as an "
-            "ordinary token (allow_unk=True; on the command line --allow-unk, or for `eval "
-            "surprisal` leave out --refuse-unk)."
+            "ordinary token (allow_unk=True; on the command line --unk score, or its alias "
+            "--allow-unk)."
         )
     return ids
 
@@ -180,8 +180,17 @@ def _spans_by_search(tokenizer: Tokenizer, text: str, ids: Sequence[int]) -> lis
     # find each token's own decoded text, stripped, from the current position on.
     spans = []
     pos = 0
+    unk = tokenizer.unk_id
     for i, idx in enumerate(ids):
-        piece = tokenizer.decode([idx]).strip()
+        raw = tokenizer.decode([idx])
+        piece = raw.strip()
+        if not piece and raw and idx != unk:  # a whitespace token: the whitespace at pos
+            end = pos
+            while end < len(text) and end - pos < len(raw) and text[end].isspace():
+                end += 1
+            spans.append((pos, end))
+            pos = end
+            continue
         j = text.find(piece, pos) if piece else -1
         if j < 0 or (piece and text[pos:j].strip() and i + 1 < len(ids)):
             # not found next: an <unk> -- give it the rest of the current whitespace word
@@ -191,11 +200,17 @@ def _spans_by_search(tokenizer: Tokenizer, text: str, ids: Sequence[int]) -> lis
             end = k
             while end < len(text) and not text[end].isspace():
                 end += 1
-            nxt = tokenizer.decode([ids[i + 1]]).strip() if i + 1 < len(ids) else ""
+            run = 1  # a run of <unk>s shares the characters up to the next known token
+            while idx == unk and i + run < len(ids) and ids[i + run] == unk:
+                run += 1
+            later = ids[i + run : i + run + 1]
+            nxt = tokenizer.decode(later).strip() if later else ""
             if nxt:
                 m = text.find(nxt, k + 1)
                 if 0 <= m < end:
                     end = m
+            if run > 1:
+                end = min(end, k + max(1, (end - k) // run))
             spans.append((pos, max(end, pos)))
             pos = max(end, pos)
         else:

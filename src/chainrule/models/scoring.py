@@ -82,6 +82,75 @@ def score_sequences(
     return [o if o is not None else np.zeros(0) for o in out]
 
 
+@torch.no_grad()
+def score_with_mass(
+    model: Scorer,
+    sequences: Sequence[Sequence[int]],
+    mask: torch.Tensor,
+    *,
+    max_tokens: int | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Like :func:`score_sequences` for a left-to-right model (one with ``logprobs``), plus the
+    log of the total probability of a set of tokens after every prefix.
+
+    Args:
+        model: a model with ``logprobs`` (a Generator).
+        sequences: id lists, each starting with ``bos``.
+        mask: BoolTensor (V,), the token set (e.g. every token that begins a word).
+    Returns:
+        for each sequence ``(lp, mass)``: ``lp`` as in :func:`score_sequences` (length
+        ``len(seq) - 1``) and ``mass[t] = log sum_{v in mask} P(v | seq[:t+1])`` (length
+        ``len(seq)``: it includes the distribution after the last id).
+    """
+    max_tokens = max_tokens or _max_tokens_per_batch(model)
+    mask = mask.to(model.device)
+    limit = _window(model)
+    out: list = [None] * len(sequences)
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    batch: list[int] = []
+
+    def run(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        lp = model.logprobs(x)
+        tgt = lp[:, :-1].gather(-1, x[:, 1:, None]).squeeze(-1)
+        # total probability of the set as one matrix-vector product (no (B, T, |set|) copy)
+        mass = (lp.exp() @ mask.to(lp.dtype)).clamp_min(1e-45).log()
+        return tgt.double().cpu().numpy(), mass.double().cpu().numpy()
+
+    def flush() -> None:
+        if not batch:
+            return
+        T = max(len(sequences[i]) for i in batch)
+        x = torch.full((len(batch), T), model.eos_id, dtype=torch.long)
+        for r, i in enumerate(batch):
+            x[r, : len(sequences[i])] = torch.as_tensor(list(sequences[i]), dtype=torch.long)
+        tgt, mass = run(x.to(model.device))
+        for r, i in enumerate(batch):
+            n = len(sequences[i])
+            out[i] = (tgt[r, : n - 1].copy(), mass[r, :n].copy())
+        batch.clear()
+
+    for i in order:
+        seq = sequences[i]
+        if limit is not None and len(seq) > limit:
+            lp, mass = np.zeros(len(seq) - 1), np.zeros(len(seq))
+            n = len(seq)
+            for begin, end, first in window_spans(n, limit - 1, (limit - 1) // 2):
+                # inputs [begin, end) plus the target of the last one
+                x = torch.as_tensor([list(seq[begin:end + 1])], dtype=torch.long,
+                                    device=model.device)
+                t, m = run(x)
+                mass[first:end] = m[0, first - begin:end - begin]
+                stop = min(end, n - 1)
+                lp[first:stop] = t[0, first - begin:stop - begin]
+            out[i] = (lp, mass)
+            continue
+        if batch and (len(batch) + 1) * len(seq) > max_tokens:
+            flush()
+        batch.append(i)
+    flush()
+    return out
+
+
 def _sources(model: Scorer, sources, rows: list[int]):
     if sources is None:
         return None
@@ -110,4 +179,4 @@ def _score_long(model: Scorer, seq: Sequence[int], window: int, source) -> np.nd
     return res
 
 
-__all__ = ["SCORE_WINDOW", "score_sequences"]
+__all__ = ["SCORE_WINDOW", "score_sequences", "score_with_mass"]
