@@ -14,6 +14,13 @@ ext_modules = [
         cxx_std=17,
         extra_compile_args=["-O3"],
     ),
+    # word2vec's SGD kernel (chainrule.embeddings falls back to a batched torch trainer without it)
+    Pybind11Extension(
+        "chainrule._w2v_core",
+        ["src/chainrule/_w2v/core.cpp"],
+        cxx_std=17,
+        extra_compile_args=["-O3", "-march=x86-64-v2", "-ffast-math"],
+    ),
 ]
 
 setup(ext_modules=ext_modules, cmdclass={"build_ext": build_ext})

@@ -39,6 +39,10 @@ class LSTM(RecurrentLM):
         cell = nn.LSTM(cfg.n_embd, cfg.n_hidden, num_layers=cfg.n_layer, batch_first=True,
                        dropout=cfg.dropout if cfg.n_layer > 1 else 0.0)
         self._build(cfg, cell)
+        if cfg.word_repr == "char-cnn":  # spelling-composed input vectors (models/charword.py)
+            from chainrule.models.charword import CharWordEmbedding
+
+            self.embedding = CharWordEmbedding(cfg.vocab_size, cfg.n_embd, cfg.char_full_words)
         for name, p in cell.named_parameters():
             if name.startswith("bias_ih"):
                 # forget-gate bias 1 (Gers et al. 2000; Jozefowicz et al. 2015): remember by
@@ -46,6 +50,15 @@ class LSTM(RecurrentLM):
                 H = cfg.n_hidden
                 nn.init.zeros_(p)
                 nn.init.ones_(p[H : 2 * H])
+
+    def attach_tokenizer(self, tokenizer) -> None:
+        """Give a char-composed embedding the spelling of every id (called by training)."""
+        if self.cfg.word_repr != "char-cnn":
+            return
+        specials = {getattr(tokenizer, n, None) for n in ("pad_id", "unk_id", "bos_id", "eos_id")}
+        ids = range(self.cfg.vocab_size)
+        self.embedding.set_spellings([tokenizer.id_to_token(i) for i in ids],
+                                     [i in specials for i in ids])
 
     def init_state(self, batch_size: int, device: torch.device | str | None = None):
         """Zero (h, c), each (n_layer, B, n_hidden)."""
