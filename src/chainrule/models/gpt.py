@@ -55,27 +55,34 @@ class Block(nn.Module):
         self.post_norm = bool(getattr(cfg, "post_norm", False))
         self.ln_1 = make_norm(cfg.norm, C, cfg.layer_norm_eps, cfg.bias)
         self.attn = CausalSelfAttention(C, cfg.n_head, cfg.dropout, cfg.bias, cfg.n_kv_head)
-        self.ln_2 = make_norm(cfg.norm, C, cfg.layer_norm_eps, cfg.bias)
-        self.mlp = MLP(C, cfg.dropout, cfg.bias, cfg.mlp, cfg.n_inner)
+        # mlp="none": an attention-only block (no second norm, no MLP)
+        self.has_mlp = cfg.mlp != "none"
+        if self.has_mlp:
+            self.ln_2 = make_norm(cfg.norm, C, cfg.layer_norm_eps, cfg.bias)
+            self.mlp = MLP(C, cfg.dropout, cfg.bias, cfg.mlp, cfg.n_inner)
+
+    def _ffn(self, x: torch.Tensor) -> torch.Tensor:
+        """The MLP half of the block (the identity in an attention-only block)."""
+        if not self.has_mlp:
+            return x
+        if self.post_norm:
+            return self.ln_2(x + self.mlp(x))
+        return x + self.mlp(self.ln_2(x))
 
     def forward(self, x: torch.Tensor, rope: Rope | None = None,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.post_norm:
-            x = self.ln_1(x + self.attn(x, rope, mask))
-            return self.ln_2(x + self.mlp(x))
-        x = x + self.attn(self.ln_1(x), rope, mask)
-        return x + self.mlp(self.ln_2(x))
+            return self._ffn(self.ln_1(x + self.attn(x, rope, mask)))
+        return self._ffn(x + self.attn(self.ln_1(x), rope, mask))
 
     def prefill(self, x: torch.Tensor, rope: Rope | None):
         """Like forward, also returning this layer's keys and values (each (B, nh, T, hs))."""
         y, kv = self.attn.attend(self.ln_1(x), rope)
-        x = x + y
-        return x + self.mlp(self.ln_2(x)), kv
+        return self._ffn(x + y), kv
 
     def decode(self, x, rope, k_cache, v_cache, pos, mask) -> torch.Tensor:
         """One token per row (B, 1, C) against this layer's cache (see CausalSelfAttention)."""
-        x = x + self.attn.decode(self.ln_1(x), rope, k_cache, v_cache, pos, mask)
-        return x + self.mlp(self.ln_2(x))
+        return self._ffn(x + self.attn.decode(self.ln_1(x), rope, k_cache, v_cache, pos, mask))
 
 
 @dataclass
