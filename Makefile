@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # disk; elsewhere pass e.g. TORCH="torch==2.13.0 --index-url <your CPU wheel index>".
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup demo test lint bench clean pretrained-cache
+.PHONY: setup demo test lint bench clean pretrained-cache chromium
 
 setup: $(VENV)/.installed
 
@@ -26,7 +26,15 @@ pretrained-cache: setup
 	p = smollm2_path(download=True); \
 	print('SmolLM2-135M-Instruct:', p or 'not available (its tests will skip)')"
 
-test: setup pretrained-cache
+# The playground's browser tests drive Debian's Chromium; install it once when it is missing and
+# we are root. Never fails: without it those tests skip and say why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	&& (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	>/dev/null 2>&1; } \
+	|| echo "chromium: not available (the playground's browser tests will skip)"
+
+test: setup pretrained-cache chromium
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 lint: setup
