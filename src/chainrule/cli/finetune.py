@@ -1,4 +1,5 @@
-"""CLI: ``chainrule finetune MODEL_DIR --task tag|classify --data CORPUS -o OUT``."""
+"""CLI: ``chainrule finetune MODEL_DIR --task tag|classify --data CORPUS -o OUT``, and
+``chainrule finetune predict OUT --data TEXT`` to tag / classify new text with a saved head."""
 
 from __future__ import annotations
 
@@ -13,16 +14,22 @@ def register(sub) -> None:
         "word/TAG corpus (NLTK zip, directory or files; split by file, every 10th file held "
         "out): --task tag predicts each word's tag, --task classify each sentence's file label "
         "(Brown's genre from the corpus's cats.txt, or --labels FILE). Reports held-out accuracy "
-        "and macro-F1; saves the head (and the body, unless --freeze) to OUT.",
+        "and macro-F1; saves the head (and the body, unless --freeze) to OUT. "
+        "'chainrule finetune predict OUT --data TEXT' labels new text (one sentence per line, "
+        "words split at whitespace) with the saved model.",
     )
-    p.add_argument("model", metavar="MODEL_DIR")
-    p.add_argument("--task", choices=["tag", "classify"], required=True)
+    p.add_argument("model", metavar="MODEL_DIR", help="the model to fine-tune, or 'predict'")
+    p.add_argument("saved", nargs="?", metavar="OUT",
+                   help="predict: a directory written by 'chainrule finetune ... -o OUT'")
+    p.add_argument("--task", choices=["tag", "classify"], help="required to fine-tune")
     p.add_argument("--data", required=True, metavar="CORPUS",
-                   help="word/TAG sentences, e.g. ../shared/data/brown/nltk-brown.zip")
+                   help="word/TAG sentences, e.g. ../shared/data/brown/nltk-brown.zip (predict: "
+                   "plain text, one sentence per line)")
     p.add_argument("--labels", metavar="FILE",
                    help="classify: 'FILEID LABEL' lines (default: cats.txt of the corpus)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT",
-                   help="directory for head.safetensors and finetune.json")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="directory for head.safetensors and finetune.json (required to "
+                   "fine-tune); predict: write the labelled text here instead of printing it")
     p.add_argument("--freeze", action="store_true",
                    help="train the head only (default: fine-tune the whole model)")
     p.add_argument("--fraction", type=float, default=1.0,
@@ -39,6 +46,52 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from chainrule.errors import ConfigError
+
+    if args.model == "predict":
+        return run_predict(args)
+    if args.saved is not None:
+        raise ConfigError(f"unexpected argument {args.saved!r}: fine-tune with 'chainrule "
+                          "finetune MODEL_DIR --task ... -o OUT', or label text with "
+                          "'chainrule finetune predict OUT --data TEXT'.")
+    if args.task is None or args.output is None:
+        raise ConfigError("fine-tuning needs --task (tag or classify) and -o OUT.")
+    return run_finetune(args)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """``chainrule finetune predict OUT --data TEXT``: one labelled line per input line."""
+    from chainrule.cli._output import print_json
+    from chainrule.errors import ConfigError
+    from chainrule.fileio import atomic_write_text, require_file
+    from chainrule.training.finetune import load_finetuned, predict_labels
+
+    if args.saved is None:
+        raise ConfigError("name the fine-tuned directory: 'chainrule finetune predict OUT "
+                          "--data TEXT'.")
+    tuner, tok, meta = load_finetuned(args.saved)
+    lines = require_file(args.data, "text file").read_text(encoding="utf-8").splitlines()
+    sentences = [line.split() for line in lines]
+    labels = predict_labels(tuner, tok, sentences, meta["labels"])
+    if args.json:
+        key = "tags" if tuner.task == "tag" else "label"
+        print_json({"task": tuner.task, "base": meta.get("base"), "sentences": [
+            {"words": w, key: lab} for w, lab in zip(sentences, labels)]})
+        return 0
+    if tuner.task == "tag":  # word/TAG, as the training corpus; a word past the window: bare
+        rows = [" ".join(w if t is None else f"{w}/{t}" for w, t in zip(ws, ts))
+                for ws, ts in zip(sentences, labels)]
+    else:
+        rows = [f"{lab}\t{' '.join(ws)}" if ws else "" for ws, lab in zip(sentences, labels)]
+    text = "\n".join(rows) + ("\n" if rows else "")
+    if args.output:
+        atomic_write_text(args.output, text)
+    else:
+        print(text, end="")
+    return 0
+
+
+def run_finetune(args: argparse.Namespace) -> int:
     import torch
 
     from chainrule.cli._output import print_json

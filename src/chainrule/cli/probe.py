@@ -8,7 +8,7 @@ import argparse
 def register(sub) -> None:
     p = sub.add_parser(
         "probe",
-        help="linear probes on every layer of a transformer's hidden states (with a control task)",
+        help="linear probes on every layer of a model's hidden states (with a control task)",
         description="Train a linear classifier on the frozen hidden states of every layer to "
         "predict each word's tag (word/TAG corpus: NLTK zip, directory or files; split by file, "
         "every 10th file held out), and the control task of Hewitt & Liang (2019): random tags "
@@ -30,14 +30,13 @@ def run(args: argparse.Namespace) -> int:
     from chainrule.cli._output import print_json, print_table
     from chainrule.data.tagged import read_tagged, split_by_file
     from chainrule.errors import ConfigError
-    from chainrule.evaluation.probe import probe_model
+    from chainrule.evaluation.probe import check_probeable, probe_model
     from chainrule.evaluation.textscore import load_model_and_tokenizer
-    from chainrule.models.attention_maps import transformer_blocks
 
     if args.max_sentences < 2:
         raise ConfigError("--max-sentences must be at least 2 (a training and a test part).")
     model, tok = load_model_and_tokenizer(args.model)
-    transformer_blocks(model)  # refuse a model without layers to probe, before reading data
+    check_probeable(model)  # refuse a model without layers to probe, before reading data
     train, test = split_by_file(read_tagged(args.data, limit=args.max_sentences))
     report = probe_model(model, tok, train, test, steps=args.steps)
     if args.output:

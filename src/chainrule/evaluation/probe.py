@@ -1,6 +1,7 @@
-"""Probing: what do a transformer's hidden states know? A linear classifier per layer.
+"""Probing: what do a model's hidden states know? A linear classifier per layer.
 
-For every layer (0 = the embeddings that enter the first block, then each block's output) a
+For every layer (0 = the embeddings that enter the first block, then each block's output; for
+an RNN or LSTM, the input embeddings, then each recurrent layer's h_t) a
 multinomial logistic regression is trained on the frozen hidden state of each word's first
 token to predict the word's tag, and scored on held-out sentences. Accuracy alone says little
 (a rich enough probe memorises words), so each layer also gets the **control task** of Hewitt &
@@ -21,7 +22,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from chainrule.data.tagged import TaggedSentence
-from chainrule.errors import DataError
+from chainrule.errors import ConfigError, DataError
 from chainrule.evaluation.textscore import token_spans
 from chainrule.models.attention_maps import transformer_blocks
 
@@ -36,17 +37,33 @@ class LayerResult:
     selectivity: float
 
 
+def check_probeable(model) -> None:
+    """Refuse, with one sentence, a model without per-layer hidden states."""
+    if hasattr(model, "layer_outputs"):  # rnn, lstm
+        return
+    try:
+        transformer_blocks(model)
+    except ConfigError:
+        raise ConfigError(f"probing needs a model with layers of hidden states (bert, gpt, "
+                          f"rnn, lstm); a {getattr(model, 'family', type(model).__name__)} "
+                          "model has none.") from None
+
+
 def word_features(model, tokenizer, sentences: Sequence[TaggedSentence]
                   ) -> tuple[list[torch.Tensor], list[int]]:
     """Per kept sentence, (n_layer + 1, n_words, C) features of each word's first token.
 
     Returns the features and the indices of the sentences kept (those that fit the model).
     """
-    blocks = transformer_blocks(model)
-    limit = getattr(model.cfg, "block_size", 1 << 30)
+    check_probeable(model)
+    recurrent = hasattr(model, "layer_outputs")
+    limit = getattr(model.cfg, "block_size", 1 << 30) if not recurrent else 1 << 30
     outs: list[torch.Tensor] = []
-    hooks = [blocks[0].register_forward_pre_hook(lambda m, a: outs.append(a[0]))]
-    hooks += [b.register_forward_hook(lambda m, a, o: outs.append(o)) for b in blocks]
+    hooks = []
+    if not recurrent:  # record each transformer block's input (layer 0) and output
+        blocks = transformer_blocks(model)
+        hooks = [blocks[0].register_forward_pre_hook(lambda m, a: outs.append(a[0]))]
+        hooks += [b.register_forward_hook(lambda m, a, o: outs.append(o)) for b in blocks]
     feats, kept = [], []
     try:
         with model.inference():
@@ -63,8 +80,14 @@ def word_features(model, tokenizer, sentences: Sequence[TaggedSentence]
                     pos += len(w) + 1
                 outs.clear()
                 x = torch.tensor([[model.bos_id, *ids, model.eos_id]], device=model.device)
-                model(x)
-                layers = torch.stack([o[0] for o in outs])  # (n_layer + 1, T, C)
+                if recurrent:
+                    outs.extend(model.layer_outputs(x))
+                else:
+                    model(x)
+                width = max(o.shape[-1] for o in outs)  # an LSTM's embeddings may be narrower:
+                # zero columns, which standardise to zero and cannot change a linear probe
+                layers = torch.stack([torch.nn.functional.pad(o[0], (0, width - o.shape[-1]))
+                                      for o in outs])  # (n_layer + 1, T, C)
                 feats.append(layers[:, starts].float().cpu())
                 kept.append(i)
     finally:
@@ -175,5 +198,5 @@ def plot_probe(report: dict, path) -> None:
         plt.close(fig)
 
 
-__all__ = ["LayerResult", "control_tags", "plot_probe", "probe_layers", "probe_model",
+__all__ = ["LayerResult", "check_probeable", "control_tags", "plot_probe", "probe_layers", "probe_model",
            "train_probe", "word_features"]

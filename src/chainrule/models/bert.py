@@ -20,6 +20,10 @@ end-of-word marker ends one; characters: whitespace separates words; specials ar
 their own). :meth:`BERT.set_word_boundaries` installs them; ``load_model`` does it from the
 directory's ``tokenizer.json``. ``token_logprobs(..., word_starts=...)`` overrides them per call.
 
+**Whole-word masking** (``whole_word_masking=True``, a training option): the masked-LM
+objective chooses words, with all their tokens, from the same word boundaries
+(:meth:`BERT.word_ids`); the training loop installs them through :meth:`BERT.attach_tokenizer`.
+
 **[MASK].** ``mask_id`` (default 0) is the id of the mask token. chainrule's own tokenizers put
 ``<pad>`` at id 0, a token that never occurs in text, so it serves as ``[MASK]`` with any of
 them; a tokenizer with a ``[MASK]`` special passes its id (``mask_id=N``).
@@ -72,6 +76,7 @@ class BertConfig(NeuralConfig):
     layer_norm_eps: float = 1e-12  # epsilon of every LayerNorm (BERT's)
     mask_id: int = 0  # id of [MASK] (0 is <pad> in chainrule's tokenizers, never seen in text)
     scoring: str = "pll"  # "pll" (Salazar et al. 2020) or "pll-word-l2r" (Kauf & Ivanova 2023)
+    whole_word_masking: bool = False  # masked-LM training chooses whole words, not tokens
     # what the shared Block reads and BERT does not vary
     norm: ClassVar[str] = "layernorm"
     mlp: ClassVar[str] = "gelu"
@@ -123,6 +128,7 @@ class BERT(NeuralScorer):
     def __init__(self, cfg: BertConfig):
         super().__init__(cfg)
         self.mask_id, self.scoring = cfg.mask_id, cfg.scoring
+        self.whole_word_masking = cfg.whole_word_masking
         C = cfg.n_embd
         self.transformer = nn.ModuleDict({
             "wte": nn.Embedding(cfg.vocab_size, C),
@@ -196,12 +202,18 @@ class BERT(NeuralScorer):
         self._flags = torch.tensor(flags, dtype=torch.long)
         return self
 
+    def attach_tokenizer(self, tokenizer) -> None:
+        """Called by the training loop: word boundaries for whole-word masking."""
+        if self.whole_word_masking:
+            self.set_word_boundaries(tokenizer)
+
     def word_ids(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, T) -> (B, T) the index of the word each token belongs to (from the word flags)."""
         if self._flags is None:
-            raise ConfigError("pll-word-l2r scoring needs word boundaries: load the model from "
-                              "its directory (with tokenizer.json), call set_word_boundaries("
-                              "tokenizer), or pass word_starts.")
+            raise ConfigError("pll-word-l2r scoring and whole-word masking need word "
+                              "boundaries: load the model from its directory (with "
+                              "tokenizer.json), call set_word_boundaries(tokenizer), or pass "
+                              "word_starts.")
         f = self._flags.to(tokens.device)[tokens]  # (B, T)
         starts = (f & _STARTS).bool()
         starts[:, 1:] |= (f[:, :-1] & _ENDS).bool()

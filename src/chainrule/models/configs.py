@@ -101,9 +101,20 @@ class LSTMConfig(NeuralConfig):
     n_layer: int = 2  # stacked LSTM layers
     dropout: float = 0.2  # dropout on embeddings, between layers and before the output layer
     tie_weights: bool = True  # share input and output embeddings (projects if widths differ)
+    # "table": one learned row per word; "char-cnn": composed from the spelling (Kim et al.
+    # 2016, chainrule.models.charword), plus a full row for the char_full_words most frequent ids
+    word_repr: str = "table"
+    char_full_words: int = 0
 
     def problems(self) -> list[str]:
         out = super().problems() + self._positive("n_embd", "n_hidden", "n_layer")
+        if self.word_repr not in ("table", "char-cnn"):
+            out.append(f"word_repr must be 'table' or 'char-cnn', got {self.word_repr!r}.")
+        elif self.word_repr == "char-cnn" and self.tie_weights:
+            out.append("word_repr='char-cnn' composes input vectors, which cannot be tied to the "
+                       "output layer; set tie_weights=false.")
+        if self.char_full_words < 0:
+            out.append(f"char_full_words must be 0 or more, got {self.char_full_words}.")
         return out + self._dropout()
 
 
@@ -123,7 +134,8 @@ class GPTConfig(NeuralConfig):
     tie_weights: bool = True  # the output layer reuses the token embedding matrix
     layer_norm_eps: float = 1e-5  # epsilon of every LayerNorm / RMSNorm (GPT-2 uses 1e-5)
     norm: str = "layernorm"  # "layernorm" (GPT-2) or "rmsnorm" (Llama)
-    mlp: str = "gelu"  # "gelu" (GPT-2: 4x wide) or "swiglu" (Llama: SiLU(gate) * up)
+    mlp: str = "gelu"  # "gelu" (GPT-2: 4x wide), "swiglu" (Llama: SiLU(gate) * up) or "none"
+    #                    (attention-only blocks, the induction-head studies of Olsson et al. 2022)
     n_inner: int = 0  # width of the MLP's hidden layer (0: 4 * n_embd)
     n_kv_head: int = 0  # key/value heads; fewer than n_head is grouped-query attention (0: n_head)
 
@@ -137,8 +149,8 @@ class GPTConfig(NeuralConfig):
             out.append(f"positions must be 'learned' or 'rotary', got {self.positions!r}.")
         if self.norm not in ("layernorm", "rmsnorm"):
             out.append(f"norm must be 'layernorm' or 'rmsnorm', got {self.norm!r}.")
-        if self.mlp not in ("gelu", "swiglu"):
-            out.append(f"mlp must be 'gelu' or 'swiglu', got {self.mlp!r}.")
+        if self.mlp not in ("gelu", "swiglu", "none"):
+            out.append(f"mlp must be 'gelu', 'swiglu' or 'none', got {self.mlp!r}.")
         if not (isinstance(self.n_kv_head, int) and self.n_kv_head >= 0):
             out.append(f"n_kv_head must be 0 (= n_head) or positive, got {self.n_kv_head!r}.")
         elif widths_ok and self.n_kv_head and self.n_head % self.n_kv_head:

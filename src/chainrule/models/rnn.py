@@ -75,6 +75,24 @@ class RecurrentLM(NeuralLM):
     def head(self, h: torch.Tensor) -> torch.Tensor:
         return self.decoder(h)
 
+    def layer_outputs(self, idx: torch.Tensor) -> list[torch.Tensor]:
+        """(B, T) -> n_layer + 1 tensors (B, T, ·): the input embeddings, then each layer's h_t
+        (for probing; no dropout). Layer l is run on its own by a one-layer cell that borrows
+        the stacked cell's ``*_l{l}`` weights, so the last entry equals ``hidden``'s output
+        before the projection."""
+        cell = self.cell
+        kw = {"nonlinearity": cell.nonlinearity} if isinstance(cell, nn.RNN) else {}
+        x = self.embedding(idx)
+        outs = [x]
+        for layer in range(cell.num_layers):
+            one = type(cell)(x.shape[-1], cell.hidden_size, num_layers=1, bias=cell.bias,
+                             batch_first=True, device="meta", **kw)
+            params = {name: getattr(cell, f"{name[:-1]}{layer}")
+                      for name, _ in one.named_parameters()}  # weight_ih_l0 <- weight_ih_l{l}
+            x, _ = torch.func.functional_call(one, params, (x,))
+            outs.append(x)
+        return outs
+
     # -- incremental decoding ----------------------------------------------------------------
     def _top(self, state: State) -> torch.Tensor:
         """The top layer's h (B, H) from a state (for the LSTM, the h of (h, c))."""

@@ -12,7 +12,6 @@ sentences with padding, and needs none of the main loop's schedule, checkpointin
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -248,22 +247,81 @@ def take_fraction(items: Sequence, fraction: float, seed: int = 0) -> list:
 def save_finetuned(model: FineTuner, out_dir: str | os.PathLike, meta: dict,
                    tokenizer=None) -> Path:
     """``head.safetensors`` + ``finetune.json`` (task, labels, base model, metrics); a body
-    that was trained too is saved whole under ``body/`` (with its tokenizer)."""
-    from safetensors.torch import save_file
+    that was trained too is saved whole under ``body/`` (with its tokenizer).
+    :func:`load_finetuned` reads it back."""
+    from chainrule.fileio import write_json, write_safetensors
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()},
-              str(out / "head.safetensors"))
+    write_safetensors(out / "head.safetensors", model.head.state_dict())
     meta = {**meta, "task": model.task, "freeze": model.freeze,
             "body": meta.get("base") if model.freeze else "body"}
     if not model.freeze:
         model.body.save(out / "body")
         if tokenizer is not None:
             tokenizer.save(out / "body" / "tokenizer.json")
-    (out / "finetune.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    write_json(out / "finetune.json", meta)
+    return out
+
+
+def load_finetuned(out_dir: str | os.PathLike):
+    """``(FineTuner, tokenizer, meta)`` from a directory written by :func:`save_finetuned`:
+    the body from ``OUT/body`` (fine-tuned whole) or from the base model it names (head only;
+    a relative base is looked up from the working directory, then beside ``OUT``).
+
+    Raises:
+        ModelFormatError: not a fine-tuned directory, or its body is missing or does not fit.
+    """
+    from chainrule.errors import ModelFormatError
+    from chainrule.fileio import read_json, read_safetensors
+    from chainrule.models.base import load_model
+    from chainrule.tokenizers import load_tokenizer
+
+    out = Path(out_dir)
+    if not (out / "finetune.json").is_file():
+        raise ModelFormatError(f"{str(out)!r} has no finetune.json; pass a directory written by "
+                               "'chainrule finetune ... -o OUT'.")
+    meta = read_json(out / "finetune.json", what="fine-tuning record")
+    body = Path(meta.get("body") or "")
+    candidates = [out / body] if meta.get("body") == "body" else [body, out.parent / body]
+    found = next((d for d in candidates if (d / "config.json").is_file()), None)
+    if found is None:
+        raise ModelFormatError(f"the body model {str(body)!r} named by {str(out)!r} is missing; "
+                               "restore it (a --freeze head needs its base model directory).")
+    model, tok = load_model(found), load_tokenizer(found / "tokenizer.json")
+    head = read_safetensors(out / "head.safetensors")
+    labels = meta.get("labels") or []
+    if head["weight"].shape[0] != len(labels) or tok.vocab_size != model.vocab_size:
+        raise ModelFormatError(f"{str(out)!r}: the head, its labels and the body do not fit "
+                               "together; the directory mixes files of different runs.")
+    tuner = FineTuner(model, len(labels), meta["task"], freeze=bool(meta.get("freeze")))
+    tuner.head.load_state_dict({k: v.to(tuner.head.weight.device) for k, v in head.items()})
+    return tuner.eval(), tok, meta
+
+
+def predict_labels(model: FineTuner, tokenizer, sentences: Sequence[Sequence[str]],
+                   labels: Sequence[str], *, batch_size: int = 64) -> list:
+    """Label new sentences (lists of words): per sentence the list of word tags (``None`` for a
+    word past the model's window) for ``tag``, or the one label for ``classify``."""
+    body = model.body
+    pad = tokenizer.pad_id if tokenizer.pad_id is not None else body.eos_id
+    sents = [TaggedSentence(tuple(w), ("?",) * len(w), "") for w in sentences if w]
+    # one example per sentence (its first word always fits), with placeholder gold labels
+    examples = make_examples(body, tokenizer, sents, model.task, {"?": 0}, {"": "?"})
+    _, pred = predict(model, examples, batch_size=batch_size, pad=pad) if examples else ([], [])
+    out, k, e = [], 0, 0
+    for words in sentences:
+        if not words:
+            out.append([] if model.task == "tag" else None)
+        elif model.task == "classify":
+            out.append(labels[pred[k]])
+            k += 1
+        else:
+            n = len(examples[e].positions) if e < len(examples) else 0
+            out.append([labels[i] for i in pred[k : k + n]] + [None] * (len(words) - n))
+            k, e = k + n, e + 1
     return out
 
 
 __all__ = ["TASKS", "Example", "FineTuner", "encode_words", "file_id", "finetune",
-           "make_examples", "predict", "read_file_labels", "save_finetuned", "take_fraction"]
+           "load_finetuned", "make_examples", "predict", "predict_labels", "read_file_labels", "save_finetuned", "take_fraction"]

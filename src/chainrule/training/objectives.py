@@ -156,13 +156,16 @@ class MaskedLMLoss(Objective):
         generator: a ``torch.Generator`` for the corruption (reproducible batches).
         never: ids never chosen and never drawn as random replacements (the specials:
             ``bos``, ``eos``, ``[MASK]``).
+        word_ids: whole-word masking: a function (B, T) ids -> (B, T) word index of each token
+            (1, 2, ... along a row, e.g. ``BERT.word_ids``); a word is chosen with probability
+            ``rate`` and all its tokens with it (the 80/10/10 split stays per token).
     """
 
     name = "masked-lm"
 
     def __init__(self, mask_id: int, vocab_size: int, rate: float = 0.15,
                  first_random: int = 0, generator: torch.Generator | None = None,
-                 never: tuple[int, ...] = ()):
+                 never: tuple[int, ...] = (), word_ids: Any = None):
         if not 0 < rate < 1:
             raise ConfigError(f"the masking rate must be in (0, 1), got {rate}.")
         self.mask_id, self.vocab_size, self.rate = mask_id, vocab_size, rate
@@ -173,11 +176,14 @@ class MaskedLMLoss(Objective):
             raise ConfigError("no ordinary token is left to draw random replacements from; "
                               "check first_random and never.")
         self._allowed = torch.tensor(allowed, dtype=torch.long)
+        self.word_ids = word_ids
 
     def check(self, model: Any) -> None:
         if not getattr(model, "masked", False):
             raise ConfigError("the masked-LM objective trains a masked (bidirectional) model; "
                               "a left-to-right model trains with next-token cross-entropy.")
+        if self.word_ids is not None:  # refuse missing word boundaries before training
+            self.word_ids(torch.zeros(1, 1, dtype=torch.long))
 
     def corrupt(self, tokens: torch.Tensor, real: torch.Tensor | None = None):
         """(corrupted tokens, targets with IGNORE where not chosen)."""
@@ -189,10 +195,17 @@ class MaskedLMLoss(Objective):
         def uniform() -> torch.Tensor:
             return torch.rand(tokens.shape, generator=g).to(dev)
 
-        chosen = (uniform() < self.rate) & real
+        draw, words = uniform(), None
+        if self.word_ids is not None:  # whole words: each token takes its word's draw
+            words = self.word_ids(tokens).to(dev)
+            draw = draw.gather(1, (words - 1).clamp(0, tokens.shape[1] - 1))
+        chosen = (draw < self.rate) & real
         if not bool(chosen.any()):  # at least one target per batch
             first = real.flatten().nonzero()[:1]
             chosen.view(-1)[first] = True
+            if words is not None and len(first):
+                b, t = divmod(int(first), tokens.shape[1])
+                chosen[b] |= real[b] & (words[b] == words[b, t])
         roll = uniform()
         random_ids = self._allowed[torch.randint(len(self._allowed), tokens.shape,
                                                  generator=g)].to(dev)
@@ -215,10 +228,12 @@ OBJECTIVES: dict[str, type[Objective]] = {
 
 def default_objective(model: Any) -> Objective:
     """Next-token cross-entropy for left-to-right models; for a masked model (``masked =
-    True``), the masked-LM loss with its ``mask_id``, never choosing ``bos``/``eos``/``[MASK]``."""
+    True``), the masked-LM loss with its ``mask_id``, never choosing ``bos``/``eos``/``[MASK]``,
+    choosing whole words when the model's ``whole_word_masking`` is set."""
     if getattr(model, "masked", False):
         never = (model.bos_id, model.eos_id, model.mask_id)
-        return MaskedLMLoss(model.mask_id, model.vocab_size, never=never)
+        word_ids = model.word_ids if getattr(model, "whole_word_masking", False) else None
+        return MaskedLMLoss(model.mask_id, model.vocab_size, never=never, word_ids=word_ids)
     return NextTokenCE()
 
 
