@@ -49,12 +49,14 @@ import json, sys, torch
 torch.set_num_threads(1)
 from chainrule.tokenizers import load_tokenizer
 from chainrule.training import make_config, train
-from chainrule.training.data import encode_text, read_corpus, split_text
+from chainrule.data import split_text
+from chainrule.training.data import encode_text, read_corpus
 tok_path, corpus, out, *overrides = sys.argv[1:]
 tok = load_tokenizer(tok_path)
 cfg = make_config("gpt", "shakespeare-char-cpu", overrides)
 text = read_corpus([corpus])  # what chainrule train did before the token cache
-train_text, val_text = split_text(text, cfg.val_fraction, cfg.boundaries)
+by = "lines" if cfg.boundaries == "lines" else "chars"
+train_text, val_text = split_text(text, [1 - cfg.val_fraction, cfg.val_fraction], by=by)
 train_ids = encode_text(train_text, tok, cfg.boundaries)
 val_ids = encode_text(val_text, tok, cfg.boundaries)
 summary = train(cfg, train_ids, val_ids, out, tokenizer=tok, progress=False, plot=False)

@@ -66,3 +66,15 @@ def test_model_directory_of_another_tool(tmp_path, capsys):
 
     with pytest.raises(ModelFormatError, match="not a chainrule model config"):
         chainrule.load_model(tmp_path)
+
+
+def test_json_output_is_strict_json(capsys):
+    """--json never prints NaN or Infinity (strict parsers reject them): undefined is null."""
+    import json
+
+    from chainrule.cli._output import print_json
+
+    print_json({"ppl": float("nan"), "rows": [float("inf"), 1.5, (2.0, float("-inf"))]})
+    out = capsys.readouterr().out
+    assert json.loads(out) == {"ppl": None, "rows": [None, 1.5, [2.0, None]]}
+    assert "NaN" not in out and "Infinity" not in out

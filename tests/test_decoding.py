@@ -236,3 +236,45 @@ def test_fast_decoders_agree_with_the_models_own_steps(family):
     results = [generate(model, PROMPTS, GenerationConfig(strategy="greedy", max_new_tokens=12,
                                                          fast_path=f)) for f in (True, False)]
     assert ids(results[0]) == ids(results[1])
+
+
+def test_on_token_counts_every_generated_token():
+    """The progress hook of long generations: one call per token of any row (EOS included),
+    plus one per output that stops at the length limit."""
+    model = fitted("gpt")
+    calls = []
+    cfg = GenerationConfig(strategy="sample", max_new_tokens=12, n=3, seed=4)
+    outs = generate(model, [[1], [2, 3]], cfg, on_token=lambda: calls.append(1))
+    flat = [c for row in outs for c in row]
+    expected = sum(len(c.token_ids) + (c.finish_reason == "eos") + (c.finish_reason == "length")
+                   for c in flat)
+    assert len(calls) == expected and len(flat) == 6
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal():
+    import logging
+
+    from chainrule.cli._progress import counter
+
+    class Keep(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.INFO)
+            self.lines = []
+
+        def emit(self, record):
+            self.lines.append(record.getMessage())
+
+    logger, keep = logging.getLogger("chainrule"), Keep()
+    level = logger.level
+    logger.addHandler(keep)
+    logger.setLevel(logging.INFO)
+    try:
+        with counter(100, "generating", min_total=50) as tick:
+            for _ in range(100):
+                tick()
+        with counter(10, "small", min_total=50) as none:
+            assert none is None
+    finally:
+        logger.removeHandler(keep)
+        logger.setLevel(level)
+    assert len(keep.lines) == 10 and keep.lines[-1] == "generating: 100 / 100 tok"

@@ -270,3 +270,15 @@ def test_a_pretrained_rung_is_scored_with_its_own_tokenizer_and_marked(tmp_path)
     assert table_rows([word_uni, pre])[1]["status"] == "ok (pretrained elsewhere)"
     with pytest.raises(Exception, match="--pretrained"):
         LadderConfig(data=(str(corpus),), output=str(tmp_path / "x"), rungs=("pretrained",))
+
+
+def test_a_note_several_rungs_share_is_stated_once():
+    from chainrule.evaluation.ladder_config import RungResult
+    from chainrule.evaluation.ladder_report import _grouped_notes
+
+    fallback = "could not estimate Kneser-Ney discounts for 1-grams (x); using the fallback"
+    rungs = [RungResult(name) for name in ("unigram", "bigram", "kn5", "gpt")]
+    rungs[0].notes = "could not estimate Kneser-Ney discounts for 1-grams (y); using the fallback"
+    rungs[1].notes = rungs[2].notes = fallback
+    grouped = _grouped_notes(rungs)
+    assert grouped == {rungs[0].notes: ["unigram"], fallback: ["bigram", "kn5"]}

@@ -17,7 +17,10 @@ LAYERS = {
     "tokenizers": 3, "_bpe": 3, "_bpe_core": 3,
     "models": 4,
     "training": 5,
-    "decoding": 6, "evaluation": 6, "testing": 6,
+    "decoding": 6, "evaluation": 6, "testing": 6, "prompting": 6,
+    "embeddings": 6, "_w2v": 6, "_w2v_core": 6,
+    "preferences": 6,  # rollouts come from decoding
+    "scaling": 6,  # sweeps train with the training loop; plots reuse evaluation's
     "api": 7,
     "cli": 7, "web": 7, "__init__": 7, "__main__": 7,
 }

@@ -216,7 +216,11 @@ def test_lecture_bigram_tables(tmp_path):
     unit = 10.0 ** (np.floor(np.log10(expected[nz])) - 1)
     assert np.all(np.abs(probs[nz] - expected[nz]) <= 0.55 * unit)
     text = format_table(bigram_table(res.model, res.tokenizer, LECTURE_WORDS, probabilities=True))
-    assert text.splitlines()[1].split("\t")[:3] == ["i", "0.002", "0.33"]
+    rows = [line.split() for line in text.splitlines()[1:9]]
+    assert rows[0][0] == "i" and abs(float(rows[0][1]) - probs[0, 0]) < 5e-6
+    decimals = {len(cell.rstrip("*").split(".")[1]) for row in rows for cell in row[1:]}
+    assert decimals == {5}  # one format: the smallest probability (0.00092) shows 2 digits
+    assert "*" not in text  # maximum likelihood does not back off
 
 
 # -- bad input through the CLI -------------------------------------------------------------
@@ -284,3 +288,26 @@ def test_closed_vocabulary_maps_other_words_to_unk(tmp_path, corpus_file):
     m = res.model
     lp, _ = m.start(torch.tensor([[tok.bos_id]]))
     assert lp[0, tok.unk_id] > lp[0, tok.token_to_id("sat")]
+
+
+def test_ngram_table_marks_backed_off_entries_and_writes_csv(tmp_path, capsys):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the cat sat\nthe dog sat\na cat ran\n" * 5)
+    out = tmp_path / "m"
+    assert main(["train", "--family", "ngram", "--order", "2", str(corpus), "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["ngram", "table", str(out), "--words", "the", "cat", "--probabilities"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    cells = {(r[0], w): c for r in (line.split() for line in lines[1:3])
+             for w, c in zip(["the", "cat"], r[1:])}
+    assert "*" not in cells[("the", "cat")]  # seen: its own probability
+    assert cells[("the", "the")].endswith("*")  # "the the" never occurs: backed off
+    assert "backing off" in lines[-1]
+    assert main(["ngram", "table", str(out), "--words", "the", "cat", "--probabilities",
+                 "--csv"]) == 0
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0] == ["", "the", "cat"] and float(rows[1][2]) == pytest.approx(
+        float(cells[("the", "cat")]), abs=1e-3)

@@ -227,3 +227,46 @@ def test_gpt2_ids_equal_tiktoken(tmp_path, monkeypatch, name):
     assert ids == reference.encode_ordinary(text)
     assert tok.encode_parallel(text).tolist() == ids
     assert tok.decode(ids) == text
+
+
+def test_inspect_trace_prints_the_lecture_slides(tmp_path, capsys):
+    """--trace on the lecture's toy corpus: the pair, its count, the corpus after each merge."""
+    corpus = tmp_path / "lecture.txt"
+    corpus.write_text(LECTURE + "\n")
+    tok = str(tmp_path / "t.json")
+    code, out, _ = _run(capsys, "tokenizer", "train", "--kind", "bpe", "--vocab-size", "50",
+                        str(corpus), "-o", tok)
+    assert code == 0 and "stopped before --vocab-size 50" in out and "--min-count 2" in out
+    code, out, _ = _run(capsys, "tokenizer", "inspect", tok, "--trace", "3", "--corpus",
+                        str(corpus))
+    assert code == 0
+    steps = out.split("\nmerge ")[1:]
+    assert [s.splitlines()[0] for s in steps] == [
+        "1: (e, r) -> er   count 9", "2: (er, _) -> er_   count 9", "3: (n, e) -> ne   count 8"]
+    rows = [line.split(None, 1) for line in steps[2].splitlines()[1:] if line.strip()]
+    assert rows == [["5", "l o w _"], ["2", "l o w e s t _"], ["6", "ne w er_"],
+                    ["3", "w i d er_"], ["2", "ne w _"]]
+    info = _json(capsys, "tokenizer", "inspect", tok, "--trace", "2", "--corpus", str(corpus),
+                 "--vocab", "--json")
+    assert [t["count"] for t in info["trace"]] == [9, 9]
+    assert len(info["vocab"]) == info["vocab_size"] and "er_" in info["vocab"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--trace", "2"], "--corpus"),
+    (["--trace", "-1", "--corpus", "{corpus}"], "0 or more"),
+])
+def test_inspect_trace_mistakes(tmp_path, capsys, argv, message):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(LECTURE)
+    tok = str(tmp_path / "t.json")
+    assert main(["tokenizer", "train", "--kind", "bpe", "--vocab-size", "30", str(corpus), "-o",
+                 tok]) == 0
+    code, _, err = _run(capsys, "tokenizer", "inspect", tok,
+                        *[a.format(corpus=corpus) for a in argv])
+    assert code == 2 and message in err
+    word = str(tmp_path / "w.json")
+    assert main(["tokenizer", "train", "--kind", "word", str(corpus), "-o", word]) == 0
+    code, _, err = _run(capsys, "tokenizer", "inspect", word, "--trace", "1", "--corpus",
+                        str(corpus))
+    assert code == 2 and "--kind bpe" in err

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chainrule.data import iter_text_pieces, load_tokenized
+from chainrule.data import iter_text_pieces, load_tokenized, split_text
 from chainrule.errors import DataError
 from chainrule.tokenizers import train_tokenizer
 from chainrule.training.data import (
@@ -22,7 +22,6 @@ from chainrule.training.data import (
     corpus_ids,
     encode_text,
     read_corpus,
-    split_text,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,7 +85,7 @@ def test_tiny_shakespeare_char_split_is_nanogpts_and_a_view(tmp_path):
     for part in (data.train, data.val):
         assert isinstance(part, np.memmap) and np.shares_memory(part, whole)
         assert np.shares_memory(np.asarray(part), whole)  # what the training loop does with it
-    train_text, val_text = split_text(read_corpus([SHAKESPEARE]), 0.1, "none")
+    train_text, val_text = split_text(read_corpus([SHAKESPEARE]), [0.9, 0.1])
     assert data.val.tolist() == encode_text(val_text, tok, "none").tolist()
     assert data.train[-1000:].tolist() == encode_text(train_text[-1000:], tok, "none").tolist()
 

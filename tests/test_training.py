@@ -12,6 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chainrule.data import split_text
 from chainrule.errors import ConfigError, DataError, ModelFormatError, TrainingError
 from chainrule.training import checkpoint as ckpt_io
 from chainrule.training.config import (
@@ -22,7 +23,7 @@ from chainrule.training.config import (
     model_key_types,
     parse_overrides,
 )
-from chainrule.training.data import StreamSampler, WindowSampler, split_text
+from chainrule.training.data import StreamSampler, WindowSampler
 from chainrule.training.loop import default_model_factory, get_lr, make_optimizer, train
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -135,8 +136,8 @@ def test_learning_rate_schedule_by_hand():
 
 # -- data --------------------------------------------------------------------------------------
 def test_split_like_nanogpt():
-    assert split_text("0123456789", 0.1, "none") == ("012345678", "9")
-    assert split_text("a\nb\nc\nd\n", 0.25, "lines") == ("a\nb\nc\n", "d\n")
+    assert split_text("0123456789", [0.9, 0.1]) == ["012345678", "9"]
+    assert split_text("a\nb\nc\nd\n", [0.75, 0.25], by="lines") == ["a\nb\nc\n", "d\n"]
 
 
 @pytest.mark.shared_data
@@ -144,7 +145,7 @@ def test_tiny_shakespeare_split_counts():
     path = SHARED / "tinyshakespeare" / "input.txt"
     if not path.exists():
         pytest.skip("../shared/data is absent")
-    train_text, val_text = split_text(path.read_text(encoding="utf-8"), 0.1, "none")
+    train_text, val_text = split_text(path.read_text(encoding="utf-8"), [0.9, 0.1])
     assert (len(train_text), len(val_text)) == (1_003_854, 111_540)
 
 
@@ -256,8 +257,22 @@ def test_resume_refuses_another_family_and_unknown_versions(tmp_path):
 
 def test_a_new_run_does_not_overwrite_a_checkpoint(tmp_path):
     run(tiny(max_iters=5), tmp_path / "m")
-    with pytest.raises(ConfigError, match="pass --resume"):
+    with pytest.raises(ConfigError, match="--resume, resume=True"):
         run(tiny(max_iters=5), tmp_path / "m")
+
+
+def test_overwrite_starts_over_and_train_returns_the_saved_model(tmp_path):
+    from chainrule.models import load_model
+
+    first = run(tiny(max_iters=5), tmp_path / "m")
+    second = run(tiny(max_iters=3), tmp_path / "m", overwrite=True)
+    assert second["steps"] == 3 and first["steps"] == 5
+    records = [json.loads(x) for x in (tmp_path / "m" / "metrics.jsonl").read_text().splitlines()]
+    assert max(r["step"] for r in records) == 3  # the first run's history is gone
+    saved = load_model(tmp_path / "m")
+    for name, tensor in saved.state_dict().items():
+        assert torch.equal(tensor, second.model.state_dict()[name])
+    assert not second.model.training and json.loads(json.dumps(second))["steps"] == 3
 
 
 def test_early_stopping_keeps_the_best(tmp_path):

@@ -9,7 +9,7 @@ import os
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -162,6 +162,24 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         f.write(data)
 
 
+def write_delimited(path: str | os.PathLike, header: list[str],
+                    rows: Iterable[Iterable[Any]]) -> Path:
+    """Write a table atomically as CSV or TSV, chosen by the suffix (``.csv`` / ``.tsv``)."""
+    import csv
+
+    from chainrule.errors import ConfigError
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".tsv"):
+        raise ConfigError(f"cannot tell the format of {str(path)!r}; name it *.csv or *.tsv.")
+    with atomic_open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, delimiter="," if suffix == ".csv" else "\t", lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
 def write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = 2) -> None:
     atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
 
@@ -258,6 +276,7 @@ __all__ = [
     "read_json",
     "read_safetensors",
     "require_file",
+    "write_delimited",
     "write_json",
     "write_safetensors",
 ]

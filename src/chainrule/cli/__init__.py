@@ -22,7 +22,8 @@ from chainrule.errors import ChainruleError
 # modules under chainrule.cli that each register one or more subcommands
 SUBCOMMAND_MODULES = ["tokenizer", "corpus", "train", "eval", "ngram", "generate", "chat", "importing",
                       "export", "pretrained", "demo", "fill_mask", "sft", "lora",
-                      "attention", "probe", "finetune"]
+                      "attention", "probe", "finetune", "serve", "scale", "translate",
+                      "preferences", "embed", "prompt"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,6 +151,9 @@ def _os_error(e: OSError) -> str:
     """One sentence for a file-system error: the path, what happened, what to do."""
     where = f"{e.filename!r}: " if e.filename else ""
     hint = _OS_HINTS.get(e.errno or -1, "check the path and the disk")
+    if e.errno == errno.EEXIST and e.filename and os.path.isfile(e.filename):
+        # mkdir(parents=True) met a file where a directory of the output path should be
+        hint = "it is a file, not a directory, so nothing can be written under it; choose another path"
     return f"{where}{e.strerror or e} ({hint})."
 
 

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any
 
 
 def print_json(obj: Any) -> None:
-    """Print one JSON object on stdout (the ``--json`` contract)."""
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    """Print one JSON object on stdout (the ``--json`` contract). Strict JSON: a NaN or an
+    infinity (an undefined figure, such as the perplexity of nothing) is written as null."""
+    sys.stdout.write(json.dumps(_finite(obj), ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> None:

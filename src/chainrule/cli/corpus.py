@@ -93,9 +93,11 @@ def run_stats(args: argparse.Namespace) -> int:
 
 def run_split(args: argparse.Namespace) -> int:
     from chainrule.data import write_splits
+    from chainrule.fileio import hold_directory
 
-    out = write_splits(args.paths, args.output, fractions=args.fractions, words=args.words,
-                       by=args.by, format=args.format, field=args.field, names=args.names)
+    with hold_directory(args.output):  # a second split into the same directory is refused
+        out = write_splits(args.paths, args.output, fractions=args.fractions, words=args.words,
+                           by=args.by, format=args.format, field=args.field, names=args.names)
     if args.json:
         print_json(out)
     else:

@@ -82,6 +82,13 @@ def _ladder_options(p: argparse.ArgumentParser) -> None:
                         "text as is (whitespace)")
     p.add_argument("--pairs", nargs="+", default=(), metavar="BLIMP.jsonl",
                    help="BLiMP-format minimal pairs scored by every rung")
+    p.add_argument("--suites", nargs="+", default=(), metavar="SUITE.json",
+                   help="SyntaxGym suites scored by every rung (a psycholinguistics section)")
+    p.add_argument("--reading-times", metavar="DIR|TABLE",
+                   help="reading times (e.g. Natural Stories) regressed on every rung's "
+                        "surprisal (ΔLL per word; with --freq-corpus for the frequency baseline)")
+    p.add_argument("--freq-corpus", metavar="FILE",
+                   help="corpus for the reading-time baseline's unigram frequencies")
     p.add_argument("--sample-tokens", type=int, default=30, metavar="N")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -156,7 +163,16 @@ def run_ladder_cmd(args: argparse.Namespace) -> int:
         neural_overrides=parse_sets(args.set), pairs=tuple(args.pairs),
         sample_tokens=args.sample_tokens, seed=args.seed,
     )
-    return _run_and_print(cfg, args.json)
+    rc = _run_and_print(cfg, args.json)
+    if rc == 0 and (args.suites or args.reading_times):
+        from chainrule.evaluation.ladder_psych import add_psych_section
+
+        log = (lambda s: None) if args.json else print
+        path = add_psych_section(args.output, suites=args.suites,
+                                 reading_times=args.reading_times,
+                                 freq_corpus=args.freq_corpus, log=log)
+        log(f"Psycholinguistics section added to {path}")
+    return rc
 
 
 def _run_and_print(cfg, as_json: bool, header=None) -> int:
@@ -165,10 +181,12 @@ def _run_and_print(cfg, as_json: bool, header=None) -> int:
     from chainrule.cli._output import print_json, print_table
     from chainrule.evaluation.ladder import run_ladder
     from chainrule.evaluation.ladder_report import protocol_text, table_rows, verdict
+    from chainrule.fileio import hold_directory
 
     t0 = time.perf_counter()
     log = (lambda s: None) if as_json else (lambda s: print(s, flush=True))
-    data, results = run_ladder(cfg, log=log)
+    with hold_directory(cfg.output):  # one ladder run per output directory
+        data, results = run_ladder(cfg, log=log)
     wall = time.perf_counter() - t0
     report = data.out_dir / "report.md"
     if as_json:

@@ -33,6 +33,9 @@ def register(sub) -> None:
     p.add_argument("--stream", action="store_true", help="print tokens as they are generated")
     p.add_argument("--json", action="store_true", help="print one JSON object with all outputs")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (neural models)")
+    p.add_argument("--force", action="store_true",
+                   help="generate even when the batch (prompts x --n or --beams) looks too large "
+                        "for memory")
     p.set_defaults(func=run)
 
 
@@ -125,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
                           f"{model.family} model generates from its prompt alone.")
     if model.conditional and not sources:
         raise ConfigError(f"a {model.family} model translates a source: pass --source TEXT.")
-    kw = {"sources": sources, "source_tokenizer": source_tokenizer}
+    kw = {"sources": sources, "source_tokenizer": source_tokenizer,
+          "check_memory": not args.force}
     with warnings.catch_warnings():
         # print warnings (a truncated prompt) as one line each, when they happen
         warnings.simplefilter("always")
@@ -133,7 +137,12 @@ def run(args: argparse.Namespace) -> int:
         if args.stream:
             _stream(stream(model, prompts, config, tokenizer=tokenizer, **kw), prompts, config.n)
             return 0
-        results = generate(model, prompts, config, tokenizer=tokenizer, **kw)
+        from chainrule.cli._progress import counter
+
+        rows = len(prompts) * (config.n if config.strategy != "beam" else 1)
+        total = rows * config.max_new_tokens if config.strategy != "beam" else 0
+        with counter(total, "generating", min_total=2_000) as tick:  # long jobs only
+            results = generate(model, prompts, config, tokenizer=tokenizer, on_token=tick, **kw)
     if args.json:
         from chainrule.cli._output import print_json
 

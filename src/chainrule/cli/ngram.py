@@ -16,6 +16,7 @@ def register(sub) -> None:
     t.add_argument("--probabilities", action="store_true",
                    help="P(column word | row word) instead of counts c(row word, column word)")
     t.add_argument("--json", action="store_true")
+    t.add_argument("--csv", action="store_true", help="print the table as CSV (full precision)")
     t.set_defaults(func=run_table)
 
     e = ng.add_parser("export-arpa", help="write an n-gram model as an ARPA file")
@@ -40,7 +41,17 @@ def run_table(args: argparse.Namespace) -> int:
     model, tok = load_ngram(args.model)
     table = bigram_table(model, tok, args.words, probabilities=args.probabilities)
     if args.json:
-        print_json({"words": list(args.words), "kind": table.kind, "rows": table.values.tolist()})
+        backed = None if table.backed_off is None else table.backed_off.tolist()
+        print_json({"words": list(args.words), "kind": table.kind, "rows": table.values.tolist(),
+                    "backed_off": backed})
+    elif args.csv:
+        import csv
+        import sys
+
+        w = csv.writer(sys.stdout, lineterminator="\n")
+        w.writerow(["", *table.words])
+        for word, row in zip(table.words, table.values.tolist()):
+            w.writerow([word, *row])
     else:
         print(format_table(table).rstrip("\n"))
     return 0

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from chainrule.cli._output import print_json
+from chainrule.cli.tokenizer_inspect import tokenizer_summary
 from chainrule.errors import ConfigError, DataError, TokenizerError
 
 KIND_CHOICES = ["char", "word", "bpe", "bytebpe"]
@@ -81,21 +82,9 @@ def register(sub) -> None:
     d.add_argument("--json", action="store_true", help='print {"text": "..."}')
     d.set_defaults(func=run_decode)
 
-    i = tsub.add_parser(
-        "inspect",
-        help="vocabulary, merges and how a word splits",
-        description="Show a tokenizer's vocabulary, merges and word splits.",
-    )
-    i.add_argument("tokenizer", metavar="TOKENIZER.json")
-    i.add_argument(
-        "--merges",
-        type=int,
-        metavar="N",
-        help="show the first N merges (default: 20 as text, all with --json)",
-    )
-    i.add_argument("--word", metavar="W", help="show the pieces W is split into")
-    i.add_argument("--json", action="store_true")
-    i.set_defaults(func=run_inspect)
+    from chainrule.cli.tokenizer_inspect import register as register_inspect
+
+    register_inspect(tsub)
 
     m = tsub.add_parser(
         "import",
@@ -118,19 +107,6 @@ def register(sub) -> None:
     x.set_defaults(func=run_export)
 
 
-def _summary(tok, path) -> dict:
-    return {
-        "path": str(path),
-        "kind": tok.kind,
-        "vocab_size": tok.vocab_size,
-        "special_tokens": tok.special_tokens,
-        "bos_id": tok.bos_id,
-        "eos_id": tok.eos_id,
-        "num_merges": len(getattr(tok, "merges", [])),
-        "fingerprint": tok.fingerprint(),
-    }
-
-
 def run_train(args: argparse.Namespace) -> int:
     from chainrule.tokenizers import train_tokenizer
 
@@ -148,7 +124,8 @@ def run_train(args: argparse.Namespace) -> int:
     paths = [Path(c) for c in args.corpus]
     tok = train_tokenizer(args.kind, paths, args.vocab_size, args.min_count, **options)
     tok.save(args.output)
-    summary = _summary(tok, args.output)
+    summary = tokenizer_summary(tok, args.output)
+    summary["stopped_because"] = _stop_reason(tok, args)
     if args.json:
         print_json(summary)
     else:
@@ -157,7 +134,23 @@ def run_train(args: argparse.Namespace) -> int:
             + (f", {summary['num_merges']} merges" if summary["num_merges"] else "")
             + f" -> {args.output}"
         )
+        if summary["stopped_because"]:
+            print(f"stopped before --vocab-size {args.vocab_size}: {summary['stopped_because']}")
     return 0
+
+
+def _stop_reason(tok, args: argparse.Namespace) -> str | None:
+    """Why a merge tokenizer has fewer tokens than asked for (None when it has them all)."""
+    if args.kind not in ("bpe", "bytebpe") or not args.vocab_size:
+        return None
+    if tok.vocab_size >= args.vocab_size:
+        return None
+    k = 2 if args.min_count is None else args.min_count
+    n = f"after {len(tok.merges)} merges"
+    if k <= 1:
+        return f"every word is one token {n} (no pair is left to merge); give more text."
+    return (f"no pair of symbols occurs {k} times or more (--min-count {k}), or no pair is left, "
+            f"{n}; lower --min-count or give more text for more merges.")
 
 
 def _load(path: str):
@@ -217,50 +210,13 @@ def run_decode(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_inspect(args: argparse.Namespace) -> int:
-    tok = _load(args.tokenizer)
-    merges = [list(m) for m in getattr(tok, "merges", [])]
-    n = args.merges if args.merges is not None else (None if args.json else 20)
-    if n is not None and n < 0:
-        raise ConfigError(f"--merges must be 0 or more, not {n}.")
-    info = _summary(tok, args.tokenizer)
-    info["merges"] = merges[:n] if n is not None else merges
-    if args.word is not None:
-        ids = tok.encode(args.word)
-        info["pieces"] = [tok.id_to_token(i) for i in ids]
-        info["ids"] = ids
-    if args.json:
-        print_json(info)
-        return 0
-    print(f"{tok.kind} tokenizer, {tok.vocab_size} tokens, fingerprint {info['fingerprint']}")
-    print(
-        "special tokens: "
-        + ", ".join(f"{t}={i}" for t, i in tok.special_tokens.items())
-        + f" (bos {tok.bos_id}, eos {tok.eos_id})"
-    )
-    if merges:
-        print(f"merges ({len(merges)} learned; first {len(info['merges'])}):")
-        for k, (a, b) in enumerate(info["merges"], 1):
-            print(f"  {k:>5}  ({a}, {b}) -> {a + b}")
-    else:
-        shown = [tok.id_to_token(i) for i in range(min(tok.vocab_size, 40))]
-        print(
-            "vocabulary: "
-            + " ".join(repr(s)[1:-1] for s in shown)
-            + (" ..." if tok.vocab_size > 40 else "")
-        )
-    if args.word is not None:
-        print(f"{args.word!r} -> " + " ".join(info["pieces"]) + f"   ids {info['ids']}")
-    return 0
-
-
 def run_import(args: argparse.Namespace) -> int:
     from chainrule.tokenizers import ByteBPETokenizer
 
     tok = ByteBPETokenizer.from_gpt2_files(*args.files)
     tok.save(args.output)
     if args.json:
-        print_json(_summary(tok, args.output))
+        print_json(tokenizer_summary(tok, args.output))
     else:
         print(
             f"imported GPT-2's tokenizer: {tok.vocab_size} tokens, {len(tok.merges)} merges "

@@ -117,6 +117,9 @@ def train(args: argparse.Namespace) -> int:
     """Run ``chainrule train`` for a neural family; return the exit code."""
     from chainrule.training.loop import train as run_training
 
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume continues the run in MODEL_DIR and --overwrite starts it "
+                          "over; choose one.")
     names, overrides = split_args(args.args)
     if not names:
         raise ConfigError("no corpus file given; pass one or more text files to train on.")
@@ -128,14 +131,15 @@ def train(args: argparse.Namespace) -> int:
         from chainrule.training.config import schedule_text
 
         log.info(schedule_text(cfg))
-    if not args.resume and find_checkpoint(Path(args.output)) is not None:
+    if not (args.resume or args.overwrite) and find_checkpoint(Path(args.output)) is not None:
         raise ConfigError(f"{args.output!r} already holds a training run; pass --resume "
-                          "to continue it, or choose another -o.")
+                          "to continue it, --overwrite to start over, or choose another -o.")
     files = resolve_paths(names)  # directories and patterns -> files; a missing one is named
     tokenizer = get_tokenizer(args, cfg, files)
     data = load_corpus(args, cfg, files, tokenizer)
     summary = run_training(cfg, data.train, data.val, args.output, tokenizer=tokenizer,
-                           resume=args.resume, progress=not args.json)
+                           resume=args.resume, progress=not args.json,
+                           overwrite=args.overwrite)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     summary["train_tokens"] = len(data.train)

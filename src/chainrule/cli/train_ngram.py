@@ -37,6 +37,9 @@ def train(args: argparse.Namespace) -> int:
         )
     if not corpus:
         raise ConfigError("no corpus given; pass one or more text files, one sentence per line.")
+    from chainrule.data import resolve_paths
+
+    resolve_paths(corpus)  # a missing file, a pipe (read more than once) is named before any work
     smoothing = args.smoothing or "mkn"
     if args.k is not None and smoothing != "addk":
         raise ConfigError(f"--k applies to --smoothing addk, not to {smoothing}.")

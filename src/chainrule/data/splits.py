@@ -68,13 +68,19 @@ def fraction_boundaries(total: int, fractions: Sequence[float]) -> list[int]:
     return [*ends, total]
 
 
-def split_text(text: str, fractions: Sequence[float]) -> list[str]:
-    """Cut a text into contiguous pieces by character fractions (nanoGPT's char split).
+def split_text(text: str, fractions: Sequence[float], by: str = "chars") -> list[str]:
+    """Cut a text into contiguous pieces by fractions of its characters (nanoGPT's char split)
+    or, with ``by="lines"``, of its lines (a line is never cut).
 
-    Example: ``split_text("abcdefghij", [0.9, 0.1]) -> ["abcdefghi", "j"]``.
+    Examples: ``split_text("abcdefghij", [0.9, 0.1]) -> ["abcdefghi", "j"]``;
+    ``split_text("a\\nb\\nc\\nd\\n", [0.75, 0.25], by="lines") -> ["a\\nb\\nc\\n", "d\\n"]``.
     """
-    ends = fraction_boundaries(len(text), fractions)
-    return [text[a:b] for a, b in zip([0, *ends[:-1]], ends)]
+    if by not in ("chars", "lines"):
+        raise ConfigError(f"split_text(by=...) is 'chars' or 'lines', not {by!r}.")
+    units = text.splitlines(keepends=True) if by == "lines" else text
+    ends = fraction_boundaries(len(units), fractions)
+    return ["".join(units[a:b]) if by == "lines" else text[a:b]
+            for a, b in zip([0, *ends[:-1]], ends)]
 
 
 def _check_sizes(sizes: Sequence[int]) -> None:

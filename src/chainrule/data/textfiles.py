@@ -12,7 +12,10 @@ import glob
 import gzip
 import os
 import re
+import stat
+import sys
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
@@ -56,6 +59,9 @@ def resolve_paths(patterns: str | os.PathLike | Iterable[str | os.PathLike]) -> 
 
     for pattern in patterns:
         path = Path(pattern)
+        if str(pattern) == "-":
+            raise DataError("standard input ('-') cannot be a corpus here, since a corpus is read "
+                            "more than once; save the text to a file first and pass that.")
         if path.is_file():
             add(path)
         elif path.is_dir():
@@ -67,6 +73,9 @@ def resolve_paths(patterns: str | os.PathLike | Iterable[str | os.PathLike]) -> 
                 if p.suffix == ".zip" or not _is_binary_file(p):
                     add(p)
         elif path.exists():
+            if stat.S_ISFIFO(path.stat().st_mode) or stat.S_ISCHR(path.stat().st_mode):
+                raise DataError(f"{str(path)!r} is a pipe or a device, and a corpus is read more "
+                                "than once; save the text to a file first and pass that.")
             raise DataError(f"{str(path)!r} is not a regular file or directory; pass text files.")
         elif _GLOB_CHARS.search(str(pattern)):
             matches = sorted(Path(m) for m in glob.glob(str(pattern), recursive=True))
@@ -84,6 +93,8 @@ def resolve_paths(patterns: str | os.PathLike | Iterable[str | os.PathLike]) -> 
 
 # -- decoding ------------------------------------------------------------------------------------
 def _open_binary(path: Path) -> IO[bytes]:
+    if str(path) == "-":  # standard input, read once (a second pass would find it empty)
+        return os.fdopen(os.dup(sys.stdin.fileno()), "rb")
     if not path.exists():
         raise DataError(f"corpus file {str(path)!r} does not exist; check the path.")
     if path.is_dir():
@@ -100,7 +111,7 @@ def _decode_stream(f: IO[bytes], name: str, chunk_bytes: int = CHUNK_BYTES) -> I
     while True:
         try:
             data = f.read(chunk_bytes)
-        except (OSError, EOFError, zipfile.BadZipFile) as e:
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
             raise DataError(
                 f"{name} cannot be read ({e}); the file is corrupt or truncated."
             ) from None

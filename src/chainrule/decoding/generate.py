@@ -12,7 +12,7 @@ hidden state, an n-gram context), ``select_state`` to drop finished rows or reor
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +64,7 @@ def stream(
     results: list[list[Completion]] | None = None,
     sources: Sequence[str | Sequence[int]] | None = None,
     source_tokenizer: Any = None,
+    check_memory: bool = True,
 ) -> Iterator[StreamEvent]:
     """Generate and yield text pieces as the tokens are produced.
 
@@ -78,11 +79,13 @@ def stream(
         results: if given, the finished completions are appended here (one list per prompt).
         sources: for a conditional model, one source per prompt (text or ids).
         source_tokenizer: encodes text sources (default: ``tokenizer``).
+        check_memory: refuse a batch whose distributions cannot fit (False: try anyway).
     """
     config = config or GenerationConfig()
     model = require_generator(model, "generation")
     rows = prepare_prompts(model, prompts, tokenizer, truncate=config.truncate)
-    check_batch_memory(model, len(rows), config)
+    if check_memory:
+        check_batch_memory(model, len(rows), config)
     src = encode_sources(model, sources, len(rows), source_tokenizer or tokenizer)
     with torch.no_grad():
         if config.strategy == "beam":
@@ -107,6 +110,8 @@ def generate(
     tokenizer: Any = None,
     sources: Sequence[str | Sequence[int]] | None = None,
     source_tokenizer: Any = None,
+    check_memory: bool = True,
+    on_token: Callable[[], None] | None = None,
 ) -> list[list[Completion]]:
     """Generate ``config.n`` outputs for each prompt.
 
@@ -119,13 +124,18 @@ def generate(
         sources: for a conditional model (P(y | x)), one source per prompt, as text (encoded
             with ``source_tokenizer``, default ``tokenizer``) or ids.
         source_tokenizer: the conditional model's source tokenizer.
+        check_memory: refuse, before any work, a batch (prompts x ``n`` or beams) whose
+            next-token distributions cannot fit in memory (False: try anyway).
+        on_token: called after every generated token of any row (greedy and sampling; beam
+            search finishes its hypotheses together), e.g. to drive a progress bar.
     Returns:
         One list per prompt of ``config.n`` completions (beam search: best first).
     """
     config = config or GenerationConfig()
     model = require_generator(model, "generation")
     rows = prepare_prompts(model, prompts, tokenizer, truncate=config.truncate)
-    check_batch_memory(model, len(rows), config)
+    if check_memory:
+        check_batch_memory(model, len(rows), config)
     src = encode_sources(model, sources, len(rows), source_tokenizer or tokenizer)
     with torch.no_grad():
         if config.strategy == "beam":
@@ -139,6 +149,8 @@ def generate(
                 next(gen)
             except StopIteration as e:
                 return e.value
+            if on_token is not None:
+                on_token()
 
 
 #: refuse a decoding batch whose per-step distributions alone would need more than this
@@ -156,7 +168,8 @@ def check_batch_memory(model: LanguageModel, prompts: int, cfg: GenerationConfig
         raise ConfigError(
             f"{prompts} prompt(s) x {per_prompt:,} {what} = {rows:,} rows at once would need "
             f"about {need / 2**30:,.0f} GB for the next-token distributions alone; lower the "
-            f"number of {what} or of prompts (or generate in several calls).")
+            f"number of {what} or of prompts (or generate in several calls), or try anyway with "
+            "check_memory=False (--force on the command line).")
 
 
 def _sample(

@@ -156,15 +156,30 @@ def write_report(data: LadderData, results: Sequence[RungResult]) -> Path:
         md += [said, ""]
     md += [plot_note, "## Samples (temperature 1, from `<s>`)", ""]
     md += [f"**{r.rung}**: {r.sample}\n" for r in results if r.status == "ok"]
-    notes = [r for r in results if r.notes]
+    notes = _grouped_notes(results)
     if notes:
         md += ["## Notes from training", ""]
-        md += [f"- **{r.rung}**: {r.notes}" for r in notes]
+        md += [f"- **{', '.join(rungs)}**: {note}" for note, rungs in notes.items()]
+        if any("Kneser-Ney discounts" in note for note in notes):
+            md.append(f"- The discounts fall back because the shared vocabulary keeps words seen "
+                      f"at least {data.config.min_count} times: every rarer word becomes `<unk>`, "
+                      "so the n-grams seen once or twice that the estimate needs are missing. "
+                      "The fallback values are KenLM's `--discount_fallback` ones.")
         md += [""]
     md += [("Each model is saved under `models/<rung>/`; score your own text with, e.g., "
            "`chainrule eval surprisal models/kn5 --data FILE -o out.csv`."), ""]
     atomic_write_text(out / "report.md", "\n".join(md))
     return out / "report.md"
+
+
+def _grouped_notes(results) -> dict[str, list[str]]:
+    """Each distinct note once, with the rungs it came from (a warning that several rungs
+    raise, such as the fallback discounts, is stated once)."""
+    out: dict[str, list[str]] = {}
+    for r in results:
+        if r.notes:
+            out.setdefault(r.notes, []).append(r.rung)
+    return out
 
 
 __all__ = ["CSV_COLUMNS", "protocol_text", "table_rows", "verdict", "write_report"]

@@ -193,8 +193,9 @@ def evaluate_perplexity(
     ``scoring`` chooses how masked models score (see :func:`textscore.set_scoring`).
     """
     lines = list(iter_lines([data]))
-    if not lines:
-        raise DataError(f"{str(data)!r} is empty; pass a file with one sentence per line.")
+    if not any(line.strip() for line in lines):
+        raise DataError(f"{str(data)!r} is empty (no line has text); pass a file with one "
+                        "sentence per line.")
     sources = list(iter_lines([source])) if source is not None else None
     reports = []
     for d in model_dirs:

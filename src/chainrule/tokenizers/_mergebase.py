@@ -207,7 +207,7 @@ class MergeTokenizer(Tokenizer):
         if num_new < 0:
             raise TokenizerError(
                 f"a vocabulary of {vocab_size} is smaller than the base alphabet of this corpus "
-                f"({len(vocab)} symbols, specials included); use --vocab-size {len(vocab)} or more."
+                f"({len(vocab)} symbols, specials included); use a vocabulary size of {len(vocab)} or more (vocab_size=, or --vocab-size)."
             )
         if core is not None:
             triples = counter.learn(base, eow, spellings, num_new, min_count)

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 
 Word = tuple[str, ...]
 
@@ -98,18 +99,78 @@ def learn_bpe(
 
     Example: on the slide's corpus the first merges are (e, r), (er, _), (n, e), (ne, w), ...
     """
+    return [step.pair for step in bpe_steps(words_or_text, num_merges,
+                                             end_of_word=end_of_word, min_count=min_count)]
+
+
+@dataclass(frozen=True)
+class MergeStep:
+    """One round of the loop: the pair counts it saw, the pair it merged, the corpus after."""
+
+    pair: tuple[str, str]  # the merged pair; ``pair[0] + pair[1]`` is the new symbol
+    count: int  # how often it occurred (weighted by word frequency)
+    pairs: Counter[tuple[str, str]]  # every pair's count before this merge
+    corpus: dict[Word, int]  # the corpus column after this merge
+
+
+def bpe_steps(
+    words_or_text: str | Iterable[str] | Mapping[str, int],
+    num_merges: int,
+    *,
+    end_of_word: str = "_",
+    min_count: int = 2,
+) -> Iterator[MergeStep]:
+    """The lecture's loop, one :class:`MergeStep` per merge (arguments as :func:`learn_bpe`).
+
+    Example: on the slide's corpus the first step merges ``('e', 'r')`` (count 9: newer x 6,
+    wider x 3) and its corpus holds ``('n', 'e', 'w', 'er', '_'): 6``.
+    """
     vocab = word_frequencies(words_or_text, end_of_word)
-    merges: list[tuple[str, str]] = []
-    while len(merges) < num_merges:
+    for _ in range(num_merges):
         pairs = count_pairs(vocab)
         if not pairs:
-            break  # every word is one symbol
+            return  # every word is one symbol
         best = max(pairs, key=pairs.get)  # the first of equally frequent pairs
         if pairs[best] < min_count:
-            break
-        merges.append(best)
+            return
         vocab = {merge_pair(word, best): freq for word, freq in vocab.items()}
-    return merges
+        yield MergeStep(best, pairs[best], pairs, vocab)
 
 
-__all__ = ["count_pairs", "learn_bpe", "merge_pair", "word_frequencies"]
+def replay_merges(
+    words_or_text: str | Iterable[str] | Mapping[str, int],
+    merges: Iterable[tuple[str, str]],
+    *,
+    end_of_word: str = "_",
+) -> Iterator[MergeStep]:
+    """Learned merges (a tokenizer's, in its order) applied to a corpus, one step each.
+
+    The same :class:`MergeStep` as :func:`bpe_steps` -- the pair, its count in this corpus, and
+    the corpus after the merge -- but the pairs are given, not chosen; on the tokenizer's own
+    training corpus the two agree. This is ``chainrule tokenizer inspect --trace``.
+    """
+    vocab = word_frequencies(words_or_text, end_of_word)
+    for a, b in merges:
+        pairs = count_pairs(vocab)
+        vocab = {merge_pair(word, (a, b)): freq for word, freq in vocab.items()}
+        yield MergeStep((a, b), pairs.get((a, b), 0), pairs, vocab)
+
+
+def apply_merges(word: str, merges: Iterable[tuple[str, str]], end_of_word: str = "_"
+                 ) -> list[Word]:
+    """How a word splits: its spelling with ``_``, then after each merge that changed it.
+
+    Example: ``apply_merges("lower", [("e", "r"), ("er", "_"), ("l", "o"), ("lo", "w")])`` ->
+    ``[('l','o','w','e','r','_'), ('l','o','w','er','_'), ('l','o','w','er_'),
+    ('lo','w','er_'), ('low','er_')]``; the last one is the word's tokens.
+    """
+    splits = [(*word, end_of_word)]
+    for pair in merges:
+        merged = merge_pair(splits[-1], pair)
+        if merged != splits[-1]:
+            splits.append(merged)
+    return splits
+
+
+__all__ = ["MergeStep", "apply_merges", "bpe_steps", "count_pairs", "learn_bpe", "merge_pair",
+           "replay_merges", "word_frequencies"]

@@ -48,7 +48,7 @@ class CharTokenizer(Tokenizer):
             if vocab_size <= len(SPECIALS):
                 raise TokenizerError(
                     f"a vocabulary of {vocab_size} has no room for characters after the "
-                    f"{len(SPECIALS)} special tokens; use --vocab-size {len(SPECIALS) + 1} or more."
+                    f"{len(SPECIALS)} special tokens; use a vocabulary size of {len(SPECIALS) + 1} or more (vocab_size=, or --vocab-size)."
                 )
             kept = kept[: vocab_size - len(SPECIALS)]
         return cls(sorted(kept))

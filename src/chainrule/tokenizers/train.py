@@ -105,7 +105,8 @@ def train_tokenizer(
         raise _empty_corpus(items)
     if kind in ("bpe", "bytebpe"):
         if vocab_size is None:
-            raise ConfigError(f"a {kind} tokenizer needs a vocabulary size (--vocab-size N).")
+            raise ConfigError(f"a {kind} tokenizer needs a vocabulary size: vocab_size=N (the key in "
+                              "`chainrule train`; --vocab-size N in `chainrule tokenizer train`).")
         return KINDS[kind].train(texts, vocab_size, min_count=min_count or 2, **options)
     return KINDS[kind].train(texts, vocab_size, min_count or 1, **options)
 

@@ -184,7 +184,26 @@ def read_train_state(ckpt: Path, family: str | None = None) -> dict[str, Any]:
         raise ModelFormatError(
             f"{str(ckpt)!r} is a checkpoint of a {state.get('family')!r} model, not {family!r}; "
             f"resume with --family {state.get('family')} or start a new run in another -o.")
+    _check_state_fields(ckpt, state)
     return state
+
+
+# the fields a resume reads, and their JSON types (bool is not an int here)
+_STATE_FIELDS = {"step": int, "best_step": int, "evals_without_improvement": int,
+                 "best_val_loss": (int, float, type(None)), "param_groups": list, "rng": dict}
+
+
+def _check_state_fields(ckpt: Path, state: dict[str, Any]) -> None:
+    for key, kind in _STATE_FIELDS.items():
+        value = state.get(key, ...)
+        if value is ... or isinstance(value, bool) or not isinstance(value, kind):
+            what = "is missing" if value is ... else f"is {value!r}"
+            raise ModelFormatError(
+                f"{str(ckpt / 'train_state.json')!r}: the field {key!r} {what}; the checkpoint is "
+                "corrupt or was edited: start a new run, or resume from an intact copy.")
+    if state["step"] < 0:
+        raise ModelFormatError(f"{str(ckpt / 'train_state.json')!r}: the field 'step' is "
+                               f"{state['step']}; the checkpoint is corrupt: start a new run.")
 
 
 def load_checkpoint(ckpt: Path, model, optimizer: torch.optim.Optimizer,
@@ -220,6 +239,21 @@ def publish_best(out_dir: Path, ckpt: Path) -> None:
             os.replace(tmp, out_dir / name)
 
 
+#: what a training run writes into its directory (the token cache ``data/`` is kept)
+_RUN_FILES = ("last", "last.old", "last.tmp", "metrics.jsonl", "train_state.json", "loss.png",
+              "model.safetensors", "config.json", "tokenizer.json", "source_tokenizer.json")
+
+
+def remove_run(out_dir: Path) -> None:
+    """Remove a run's files from ``out_dir`` so that a new run starts over there."""
+    for name in _RUN_FILES:
+        p = out_dir / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_FORMAT_VERSION",
@@ -227,5 +261,6 @@ __all__ = [
     "load_checkpoint",
     "publish_best",
     "read_train_state",
+    "remove_run",
     "save_checkpoint",
 ]

@@ -5,7 +5,7 @@ All the data code of the training engine is here, so the source of ids can chang
 and returns memory-mapped views of it, so a corpus larger than memory trains; the samplers
 fancy-index windows out of any integer array, a ``numpy.memmap`` included, and so read only the
 pages of their windows (and unmap them again, see :func:`_take`). (:func:`read_corpus`,
-:func:`split_text` and :func:`encode_text` do the same in memory, for text you already hold.)
+:func:`chainrule.data.split_text` and :func:`encode_text` do the same in memory, for text you already hold.)
 
 Two ways to cut batches, both pure functions of ``(seed, step, micro-batch)`` so that a resumed
 run, or a run split over several processes, sees exactly the batches an uninterrupted
@@ -48,24 +48,6 @@ def read_corpus(paths: Sequence[str | os.PathLike]) -> str:
     if not text.strip():
         raise DataError(f"the corpus {', '.join(map(str, paths))} is empty; pass a text corpus.")
     return text
-
-
-def split_text(text: str, val_fraction: float, boundaries: str) -> tuple[str, str]:
-    """Hold out the last ``val_fraction`` of the text, as nanoGPT does.
-
-    With ``boundaries="none"`` the split is by characters (Tiny Shakespeare: the first
-    1,003,854 characters train, the last 111,540 validate); with ``"lines"`` by whole lines.
-
-    >>> split_text("abcdefghij", 0.2, "none")
-    ('abcdefgh', 'ij')
-    """
-    if val_fraction <= 0:
-        return text, ""
-    units = text.splitlines(keepends=True) if boundaries == "lines" else text
-    cut = fraction_boundaries(len(units), [1 - val_fraction, val_fraction])[0]
-    if boundaries == "lines":
-        return "".join(units[:cut]), "".join(units[cut:])
-    return text[:cut], text[cut:]
 
 
 def encode_text(text: str, tokenizer, boundaries: str) -> np.ndarray:
@@ -284,5 +266,4 @@ __all__ = [
     "corpus_ids",
     "encode_text",
     "read_corpus",
-    "split_text",
 ]

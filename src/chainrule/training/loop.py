@@ -50,6 +50,7 @@ from chainrule.training.distributed import (
 from chainrule.training.metrics import MetricsLog, plot_losses
 from chainrule.training.objectives import Objective, TrainBatch, default_objective
 from chainrule.training.optim import get_lr, make_optimizer
+from chainrule.training.result import TrainResult
 
 log = logging.getLogger(__name__)
 ModelFactory = Callable[[TrainConfig, int, int | None, int | None], torch.nn.Module]
@@ -78,6 +79,8 @@ class _Run:
         bos = getattr(tokenizer, "bos_id", None)
         eos = getattr(tokenizer, "eos_id", None)
         self.raw = factory(cfg, vocab_size, bos, eos).to(device)
+        if tokenizer is not None and hasattr(self.raw, "attach_tokenizer"):
+            self.raw.attach_tokenizer(tokenizer)  # e.g. spellings for char-composed embeddings
         self.objective = objective or default_objective(self.raw)
         self.objective.check(self.raw)
         # a model that carries state across batches (truncated BPTT) reads contiguous streams
@@ -362,8 +365,9 @@ def train(
     progress: bool = True,
     plot: bool = True,
     on_evaluate: Callable[[torch.nn.Module, int], dict[str, Any] | None] | None = None,
-) -> dict[str, Any]:
-    """Train a neural language model and write its directory; return a summary.
+    overwrite: bool = False,
+) -> TrainResult:
+    """Train a neural language model and write its directory; return the model and a summary.
 
     Args:
         config: the run's configuration (see :class:`TrainConfig`).
@@ -382,6 +386,8 @@ def train(
         plot: draw ``loss.png`` at the end (skipped with a note without matplotlib).
         on_evaluate: called as ``on_evaluate(model, step)`` at each evaluation (rank 0); a
             dict it returns is added to that ``metrics.jsonl`` record (e.g. sample answers).
+        overwrite: start over in an ``out_dir`` that already holds a run (its checkpoints,
+            metrics and model files are removed first; the token cache is kept).
 
     ``train_ids`` / ``val_ids`` may also be datasets that cut their own batches: objects with
     ``train_sampler(config, device, micro_batches)`` and ``eval_sampler(config, device, what)``
@@ -389,8 +395,10 @@ def train(
     (:class:`chainrule.training.sft.SFTData`).
 
     Returns:
-        A JSON-serialisable dict: ``steps``, ``last_loss`` (the final step's training loss),
-        ``final_val_loss``, ``best_val_loss``, ``best_step``, ``tokens_per_s``, ``ms_per_iter``...
+        A :class:`TrainResult`: the JSON-serialisable summary dict (``steps``, ``last_loss``
+        (the final step's training loss), ``final_val_loss``, ``best_val_loss``, ``best_step``,
+        ``tokens_per_s``, ``ms_per_iter``...) whose ``.model`` is the trained model as saved in
+        ``out_dir`` (the best evaluation's weights, as ``chainrule.load_model(out_dir)`` reads).
     """
     out_dir = Path(out_dir)
     device = resolve_device(config.device)
@@ -404,9 +412,12 @@ def train(
             vocab_size = tokenizer.vocab_size
         if dist.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
+            if overwrite and not resume:
+                ckpt_io.remove_run(out_dir)
             if not resume and ckpt_io.find_checkpoint(out_dir) is not None:
-                raise ConfigError(f"{str(out_dir)!r} already holds a training run; pass --resume "
-                                  "to continue it, or choose another -o.")
+                raise ConfigError(f"{str(out_dir)!r} already holds a training run; continue it "
+                                  "(--resume, resume=True), start over (--overwrite, "
+                                  "overwrite=True), or choose another output directory.")
         barrier(dist)
         run = _Run(config, _as_data(train_ids), None if val_ids is None else _as_data(val_ids),
                    out_dir, tokenizer, vocab_size, model_factory or default_model_factory,
@@ -419,12 +430,13 @@ def train(
                                                       "config": config.to_dict()})
             if plot:
                 plot_losses(out_dir / "metrics.jsonl", out_dir / "loss.png")
-        return summary
+        return TrainResult(summary, out_dir, run.raw if dist.is_main else None, device)
     finally:
         shutdown(dist)
 
 
 __all__ = [
+    "TrainResult",
     "default_model_factory",
     "get_lr",
     "make_optimizer",

@@ -26,6 +26,9 @@ class BigramTable:
     words: list[str]
     values: np.ndarray
     kind: str  # "counts" or "probabilities"
+    #: ``backed_off[i, j]``: the bigram was never seen, so its probability comes from the lower
+    #: order (backing off / interpolation); None for counts and unigram models
+    backed_off: np.ndarray | None = None
 
 
 def _ids(tokenizer: Tokenizer, words: Sequence[str]) -> np.ndarray:
@@ -55,7 +58,14 @@ def bigram_table(
         ctx = np.full((ids.size, W), -1, dtype=np.int64)
         ctx[:, -1] = ids
         dist = model._distributions(ctx)  # (n, V) log10
-        return BigramTable(list(words), np.power(10.0, dist[:, ids]), "probabilities")
+        seen = None
+        if model.order >= 2:
+            prev, nxt = np.meshgrid(ids, ids, indexing="ij")
+            seen = lookup(t.keys[1], nxt.ravel() * t.vocab_size + prev.ravel()) >= 0
+            seen = seen.reshape(ids.size, ids.size)
+        probs = np.power(10.0, dist[:, ids])
+        return BigramTable(list(words), probs, "probabilities",
+                           None if seen is None else ~seen & (probs > 0))
     if model.order < 2:
         raise ConfigError("a unigram model has no bigram counts; train with --order 2 or more.")
     if t.raw_counts is None:
@@ -69,16 +79,36 @@ def bigram_table(
 
 
 def format_table(table: BigramTable) -> str:
-    """Tab-separated like the slide; probabilities to two significant digits (0.33, 0.0036)."""
+    """The slide's table, columns aligned; one number format per table.
 
-    def cell(x) -> str:
-        if table.kind == "counts":
-            return str(int(x))
-        return "0" if x == 0 else f"{x:.2g}"
-
-    lines = ["\t" + "\t".join(table.words)]
-    for w, row in zip(table.words, table.values):
-        lines.append(w + "\t" + "\t".join(cell(x) for x in row))
+    Counts are integers. Probabilities share one number of decimals, enough for the smallest
+    non-zero one to show two significant digits (0.00092 -> 5 decimals), at most 6; below
+    that the whole table is in scientific notation. A ``*`` marks a probability that comes
+    from backing off (the bigram was never seen), and a footnote says so.
+    """
+    vals = table.values
+    if table.kind == "counts":
+        cells = [[f"{int(x):,}" for x in row] for row in vals]
+    else:
+        nz = vals[vals > 0]
+        places = 2 if nz.size == 0 else int(-np.floor(np.log10(nz.min()))) + 1
+        fmt = "{:.1e}" if places > 6 else f"{{:.{max(places, 2)}f}}"
+        cells = [[fmt.format(x) for x in row] for row in vals]
+        if table.backed_off is not None:
+            cells = [[c + ("*" if b else " ") for c, b in zip(row, brow)]
+                     for row, brow in zip(cells, table.backed_off)]
+    first = max(len(w) for w in table.words)
+    widths = [max(len(w), *(len(r[j]) for r in cells)) for j, w in enumerate(table.words)]
+    lines = [" " * first + "".join(f"  {w:>{n}}" for w, n in zip(table.words, widths))]
+    for w, row in zip(table.words, cells):
+        lines.append(f"{w:<{first}}" + "".join(f"  {c:>{n}}" for c, n in zip(row, widths)))
+    if table.kind == "counts":
+        lines.append("c(row word, column word): how often the column word follows the row word.")
+    else:
+        lines.append("P(column word | row word)"
+                     + ("; * = never seen together: the probability comes from backing off to "
+                        "the shorter context." if table.backed_off is not None and
+                        table.backed_off.any() else "."))
     return "\n".join(lines)
 
 
