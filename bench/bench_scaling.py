@@ -84,6 +84,8 @@ def main() -> int:
     ap.add_argument("--phase", choices=["all", "sweep", "fit"], default="all")
     ap.add_argument("--time-budget", type=float, default=780,
                     help="seconds the GPT sweep plans for (its planner keeps 30%% spare)")
+    ap.add_argument("--tokens-per-param", type=float, default=100.0,
+                    help="D/N of the planned grid (Chinchilla's 20 is far from optimal here)")
     ap.add_argument("--family-tokens", type=int, default=300_000)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--bootstrap", type=int, default=200)
@@ -95,7 +97,8 @@ def main() -> int:
     if args.phase in ("all", "sweep"):
         times["gpt_sweep_s"] = sh(CHAINRULE + [
             "--threads", "1", "scale", "sweep", str(corpus), "-o", str(out / "gpt"),
-            "--time-budget", str(args.time_budget), "--jobs", str(args.jobs)])
+            "--time-budget", str(args.time_budget), "--jobs", str(args.jobs),
+            "--tokens-per-param", str(args.tokens_per_param)])
         grid = out / "families.toml"
         family_grid(grid, args.family_tokens)
         times["family_sweep_s"] = sh(CHAINRULE + [

@@ -239,6 +239,11 @@ CASES = [
     Case("two-writers", TRAIN_NGRAM, "another chainrule run", setup=_hold_lock),
     Case("two-writers-split", ["corpus", "split", "{corpus}", "-o", "{out}", "--fractions", "0.5",
                                "0.5"], "another chainrule run", setup=_hold_lock),
+    Case("two-writers-scale-sweep", ["scale", "sweep", "{corpus}", "-o", "{out}", "--depths", "1",
+                                     "--widths", "8", "--tokens", "1000"], "another chainrule run",
+         setup=_hold_lock),
+    Case("two-writers-dpo", ["dpo", "{gpt}", "--data", "{case}/p.jsonl", "-o", "{out}"],
+         "another chainrule run", setup=lambda c: _hold_lock(c)),
     Case("other-kind-of-model", [*TRAIN_NGRAM[:7], "{case}/m"], "--overwrite",
          setup=_copy_model("gpt", lambda d: None)),
     # --- resources and decoding ---------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
@@ -40,3 +41,19 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.0f}"
     return str(v)
+
+
+def one_writer(attr: str):
+    """Run a subcommand while it is the only chainrule process writing into the directory
+    ``args.<attr>`` (an advisory lock, :func:`chainrule.fileio.hold_directory`): a second run
+    into the same directory is refused at once with a sentence naming the first."""
+    def wrap(run):
+        @functools.wraps(run)
+        def locked(args):
+            from chainrule.fileio import hold_directory
+
+            with hold_directory(getattr(args, attr)):
+                return run(args)
+        return locked
+    return wrap
+

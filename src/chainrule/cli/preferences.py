@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from chainrule.cli._output import print_json
+from chainrule.cli._output import one_writer, print_json
 
 _SPLIT_HELP = ("which pairs: train/validation/test (80/10/10 by SHA-256 of the prompt, so a "
                "prompt never straddles splits) or all")
@@ -158,6 +158,7 @@ def _held(h: dict | None) -> str:
             f"on {h['pairs']} pairs, ECE {h['ece']:.3f}")
 
 
+@one_writer("output")
 def run_reward_train(args: argparse.Namespace) -> int:
     from chainrule.preferences.runs import run_reward_train as go
 
@@ -180,6 +181,7 @@ def run_reward_score(args: argparse.Namespace) -> int:
                                        for r in s["calibration"]))
 
 
+@one_writer("output")
 def run_dpo(args: argparse.Namespace) -> int:
     from chainrule.preferences.dpo import DPOConfig
     from chainrule.preferences.runs import run_dpo as go
@@ -198,6 +200,7 @@ def run_dpo(args: argparse.Namespace) -> int:
                            f"{args.output}")
 
 
+@one_writer("output")
 def run_rl(args: argparse.Namespace) -> int:
     from chainrule.preferences.rl import RLConfig
     from chainrule.preferences.runs import run_rl as go

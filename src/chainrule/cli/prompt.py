@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from chainrule.cli._output import one_writer
+
 
 def register(sub) -> None:
     p = sub.add_parser("prompt", help="zero- and few-shot prompting, in-context learning",
@@ -75,6 +77,7 @@ def _load(model_dir: str, device: str | None):
     return model, tokenizer, load_chat_template(model_dir)
 
 
+@one_writer("out")
 def run_eval(args: argparse.Namespace) -> int:
     from chainrule.cli._output import print_json
     from chainrule.errors import ConfigError
@@ -134,6 +137,7 @@ def run_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+@one_writer("out")
 def run_induction(args: argparse.Namespace) -> int:
     from chainrule.cli._output import print_json
     from chainrule.prompting.induction import InductionConfig, run_induction_study

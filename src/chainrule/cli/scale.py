@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from chainrule.cli._output import one_writer
 from chainrule.errors import ConfigError
 
 
@@ -83,6 +84,7 @@ def register(sub) -> None:
     q.set_defaults(func=run_predict)
 
 
+@one_writer("output")
 def run_sweep(args: argparse.Namespace) -> int:
     import torch
 
