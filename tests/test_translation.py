@@ -292,3 +292,22 @@ def test_a_decoder_only_model_translates_through_a_template(tmp_path):
     tr = Translator(gpt, tok, template="German: {source}\nEnglish:")
     [out] = translate(tr, ["ein Hund"], strategy="greedy", max_new_tokens=5)
     assert "\n" not in out.text and len(out.token_ids) <= 5
+
+
+def test_a_translation_run_starts_over_only_with_overwrite(trained, tmp_path, capsys):
+    import shutil
+
+    d = tmp_path / "again"
+    shutil.copytree(trained / "m", d)
+    argv = ["--threads", "1", "train", "--family", "seq2seq", "--source",
+            str(trained / "src.txt"), "--target", str(trained / "tgt.txt"), "--kind", "char",
+            "n_embd=8", "n_hidden=8", "max_len=24", "max_iters=2", "batch_size=6",
+            "eval_interval=2", "eval_iters=1", "device=cpu", "-o", str(d), "--json"]
+    _fails(capsys, argv, r"already holds a training run.*--overwrite")
+    _fails(capsys, [*argv, "--resume", "--overwrite"], r"choose one")
+    capsys.readouterr()
+    assert main([*argv, "--overwrite"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 2
+    assert (d / "source_tokenizer.json").exists()  # written after the old run was removed
+    records = (d / "metrics.jsonl").read_text().splitlines()
+    assert max(json.loads(r)["step"] for r in records) == 2

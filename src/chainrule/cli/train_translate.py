@@ -62,9 +62,12 @@ def train(args: argparse.Namespace) -> int:
         overrides.append("tokenizer_kind=bytebpe")
     cfg = build_config(args, overrides)
     resolve_device(cfg.device)
-    if not args.resume and find_checkpoint(Path(args.output)) is not None:
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume continues the run in MODEL_DIR and --overwrite starts it "
+                          "over; choose one.")
+    if not (args.resume or args.overwrite) and find_checkpoint(Path(args.output)) is not None:
         raise ConfigError(f"{args.output!r} already holds a training run; pass --resume "
-                          "to continue it, or choose another -o.")
+                          "to continue it, --overwrite to start over, or choose another -o.")
     train_pairs = _pairs(args.source, args.target, args.fields, "training")
     val_pairs = (_pairs(args.val_source, args.val_target, args.fields, "validation")
                  if args.val_source else None)
@@ -78,7 +81,7 @@ def train(args: argparse.Namespace) -> int:
         logging.getLogger("chainrule").info(schedule_text(cfg))
     summary = train_translation(cfg, train_pairs, val_pairs, args.output, tokenizer=tok,
                                 source_tokenizer=source_tok, resume=args.resume,
-                                progress=not args.json)
+                                overwrite=args.overwrite, progress=not args.json)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     if args.json:

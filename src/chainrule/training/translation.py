@@ -196,7 +196,8 @@ def _id(value: int | None, default: int) -> int:
 
 def train_translation(cfg: Any, train_pairs, val_pairs, out_dir: str | os.PathLike, *,
                       tokenizer=None, source_tokenizer=None, resume: bool = False,
-                      progress: bool = True, plot: bool = True) -> dict[str, Any]:
+                      overwrite: bool = False, progress: bool = True,
+                      plot: bool = True) -> dict[str, Any]:
     """Train ``cfg.family`` (a conditional family) on text pairs; write ``out_dir``.
 
     Tokenizers not given are trained on the training pairs (``joint_vocab``: one for both).
@@ -219,6 +220,10 @@ def train_translation(cfg: Any, train_pairs, val_pairs, out_dir: str | os.PathLi
         val = ParallelData.from_pairs(vrows, bos, eos, pad) if vrows else None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if overwrite and not resume:  # start over: the old run goes before the new files come
+        from chainrule.training.checkpoint import remove_run
+
+        remove_run(out)
     source_tokenizer.save(out / "source_tokenizer.json")
     summary = train(cfg, data, val, out, tokenizer=tokenizer, resume=resume,
                     model_factory=model_factory(source_tokenizer),
