@@ -179,31 +179,10 @@ def plot_source_attention(maps: torch.Tensor, source_labels: Sequence[str],
                           target_labels: Sequence[str], path: str | os.PathLike,
                           title: str = "") -> Path:
     """Heatmaps (rows: layers, columns: heads) of ``maps`` (L, H, T, S): target tokens down,
-    source tokens across, weights in [0, 1]."""
-    from chainrule.evaluation.plots import _pyplot, _save
+    source tokens across, weights in [0, 1] (:func:`attention_plot.plot_attention`)."""
+    from chainrule.evaluation.attention_plot import plot_attention
 
-    plt = _pyplot()
-    L, H, T, S = maps.shape
-    w, h = max(3.0, 0.35 * S + 1.0), max(3.0, 0.35 * T + 1.5)
-    fig, axes = plt.subplots(L, H, figsize=(w * H, h * L), squeeze=False)
-    for layer in range(L):
-        for head in range(H):
-            ax = axes[layer][head]
-            ax.imshow(maps[layer, head].float().cpu().numpy(), vmin=0.0, vmax=1.0,
-                      cmap="Greys_r", aspect="auto")
-            ax.set_xticks(range(S))
-            ax.set_yticks(range(T))
-            ax.set_xticklabels(source_labels, rotation=90, fontsize=7)
-            ax.set_yticklabels(target_labels, fontsize=7)
-            if L * H > 1:
-                ax.set_title(f"layer {layer + 1}, head {head + 1}", fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return plot_attention(maps, target_labels, path, title, key_labels=source_labels)
 
 
 __all__ = ["Translator", "attention_maps", "corpus_scores", "hypothesis_text",
