@@ -21,6 +21,23 @@ ext_modules = [
         cxx_std=17,
         extra_compile_args=["-O3", "-march=x86-64-v2", "-ffast-math"],
     ),
+    # n-gram scoring: hashed tables, state carried across tokens (numpy reference without it;
+    # no -ffast-math: scores must stay bit-identical to the reference)
+    Pybind11Extension(
+        "chainrule._ngram_query_core",
+        ["src/chainrule/_ngram_query/core.cpp"],
+        depends=["src/chainrule/_ngram_query/words.hpp"],  # text in: split + word lookup
+        cxx_std=17,
+        extra_compile_args=["-O3"],
+    ),
+    # n-gram estimation: words -> ids, sorted (spilled) runs of windows, every order derived,
+    # ARPA text (numpy counts and Python writes without it)
+    Pybind11Extension(
+        "chainrule._ngram_count_core",
+        ["src/chainrule/_ngram_count/core.cpp"],
+        cxx_std=17,
+        extra_compile_args=["-O3"],
+    ),
 ]
 
 setup(ext_modules=ext_modules, cmdclass={"build_ext": build_ext})

@@ -65,6 +65,16 @@ def _truncate(name: str, keep: int):
     return edit
 
 
+def _binary_ngram(drop: int):
+    """The base n-gram model as a binary file {case}/m.ngram without its last ``drop`` bytes."""
+    def setup(case: Path):
+        from chainrule.models.ngram.convert import binarize
+
+        binarize(BASE["ngram"], case / "m.ngram")
+        (case / "m.ngram").write_bytes((case / "m.ngram").read_bytes()[:-drop or None])
+    return setup
+
+
 def _nan_weights(d: Path):
     from chainrule.fileio import read_safetensors, write_safetensors
 
@@ -217,6 +227,15 @@ CASES = [
          "above 0", setup=_copy_model("ngram", _positive_arpa)),
     Case("arpa-truncated", ["ngram", "import-arpa", "{case}/m/model.arpa", "-o", "{out}"],
          "ARPA", setup=_copy_model("ngram", _truncate("model.arpa", 60))),
+    Case("ngram-binary-truncated", ["eval", "ppl", "{case}/m.ngram", "--data", "{corpus}"],
+         "truncated", setup=_binary_ngram(16)),
+    Case("ngram-binary-foreign", ["eval", "ppl", "{case}/m/model.safetensors", "--data",
+                                  "{corpus}"], "not a model directory or chainrule model file",
+         setup=_copy_model("gpt", lambda d: None)),
+    Case("ngram-binary-is-arpa", ["eval", "ppl", "{case}/m/model.arpa", "--data", "{corpus}"],
+         "ARPA", setup=_copy_model("ngram", lambda d: None)),
+    Case("ngram-binarize-not-arpa", ["ngram", "binarize", "{corpus}", "-o", "{out}/m.ngram"],
+         "ARPA"),
     Case("resume-step-not-a-number",
          [*TRAIN_GPT[:5], "{case}/run", *TRAIN_GPT[6:], "--resume"], "step",
          setup=_resumable_run(lambda s: s.update(step="x"))),
@@ -248,6 +267,8 @@ CASES = [
          setup=_copy_model("gpt", lambda d: None)),
     # --- resources and decoding ---------------------------------------------------------------
     Case("no-cuda", ["generate", "{gpt}", "--device", "cuda", "--max-tokens", "2"], "CUDA",
+         marks=[pytest.mark.skipif(torch.cuda.is_available(), reason="needs no CUDA")]),
+    Case("ppl-no-cuda", ["eval", "ppl", "{gpt}", "--data", "{corpus}", "--device", "cuda"], "CUDA",
          marks=[pytest.mark.skipif(torch.cuda.is_available(), reason="needs no CUDA")]),
     Case("allocation-failure", [*TRAIN_GPT], "out of memory", patch=_allocation_failure),
     Case("beams-cannot-fit", ["generate", "{gpt}", "--strategy", "beam", "--beams", "1000000000",

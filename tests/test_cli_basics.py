@@ -32,6 +32,14 @@ def test_version(capsys):
     assert capsys.readouterr().out.strip() == f"chainrule {__version__}"
 
 
+@pytest.mark.parametrize("module", ["chainrule", "chainrule.cli"])
+def test_python_dash_m_runs_the_cli(module):
+    out = subprocess.run([sys.executable, "-m", module, "--version"], check=False,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"chainrule {__version__}"
+
+
 @pytest.mark.parametrize("path", _subcommand_paths(), ids=" ".join)
 def test_every_command_has_help(path, capsys):
     with pytest.raises(SystemExit) as e:

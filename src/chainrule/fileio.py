@@ -212,8 +212,17 @@ def write_safetensors(
     """Write tensors to a safetensors file atomically (weights never go through pickle).
 
     The file is written straight to a temporary path beside ``path`` (no second copy of the
-    weights in memory), then renamed over it.
+    weights in memory), then renamed over it. ``tensors`` holds torch tensors, or numpy arrays
+    (then torch is not imported).
     """
+    if tensors and all(type(v).__module__ == "numpy" for v in tensors.values()):
+        import numpy as np
+        from safetensors.numpy import save_file as save_numpy
+
+        with atomic_path(path) as tmp:
+            save_numpy({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp),
+                       metadata=metadata)
+        return
     from safetensors.torch import save_file
 
     with atomic_path(path) as tmp:
@@ -238,10 +247,15 @@ def read_safetensors_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...
                                "checkpoint is corrupt or truncated.") from None
 
 
-def read_safetensors(path: str | os.PathLike) -> dict:
-    """Load a safetensors file; a missing or corrupt file becomes a ModelFormatError."""
+def read_safetensors(path: str | os.PathLike, *, numpy: bool = False) -> dict:
+    """Load a safetensors file (torch tensors, or numpy arrays with ``numpy=True``, which does
+    not import torch); a missing or corrupt file becomes a ModelFormatError."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+
+    if numpy:
+        from safetensors.numpy import load_file
+    else:
+        from safetensors.torch import load_file
 
     from chainrule.errors import ModelFormatError
 
@@ -255,6 +269,58 @@ def read_safetensors(path: str | os.PathLike) -> dict:
             f"{str(path)!r} is not a readable safetensors file ({e}); the checkpoint is "
             "corrupt or truncated."
         ) from None
+
+
+#: safetensors dtype -> (numpy dtype string, bytes per element), for the dtypes chainrule maps
+SAFETENSORS_DTYPES = {"I64": ("<i8", 8), "U64": ("<u8", 8), "F64": ("<f8", 8), "I32": ("<i4", 4),
+                      "U32": ("<u4", 4), "F32": ("<f4", 4), "U8": ("u1", 1), "I8": ("i1", 1)}
+
+
+def read_safetensors_header(path: str | os.PathLike) -> tuple[dict[str, str], dict, int]:
+    """(metadata, tensors, data_start) of a safetensors file, every entry checked against the
+    file's size, without reading the data: ``tensors[name] = (dtype, shape, begin, end)`` with
+    absolute byte offsets. A file that is not safetensors, or is truncated, is a one-sentence
+    ModelFormatError."""
+    from chainrule.errors import ModelFormatError
+
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else -1
+            raw = f.read(n) if 2 <= n <= min(size - 8, 100 * 2**20) else b""
+    except OSError as e:
+        raise ModelFormatError(f"cannot read {str(path)!r}: {e.strerror or e}.") from None
+    try:
+        header = json.loads(raw) if raw.startswith(b"{") else None
+    except (ValueError, UnicodeDecodeError):
+        header = None
+    if not isinstance(header, dict):
+        raise ModelFormatError(f"{str(path)!r} is not a safetensors model file (no valid header); "
+                               "it may be truncated or of another format.")
+    meta = header.pop("__metadata__", None) or {}
+    start, tensors = 8 + n, {}
+    for name, e in header.items():
+        ok = (isinstance(e, dict) and e.get("dtype") in SAFETENSORS_DTYPES
+              and isinstance(e.get("shape"), list) and isinstance(e.get("data_offsets"), list)
+              and len(e["data_offsets"]) == 2
+              and all(isinstance(v, int) and v >= 0 for v in e["shape"] + e["data_offsets"]))
+        if ok:
+            a, b = e["data_offsets"]
+            count = 1
+            for v in e["shape"]:
+                count *= v
+            ok = b - a == count * SAFETENSORS_DTYPES[e["dtype"]][1]
+            if ok and start + b > size:
+                raise ModelFormatError(f"{str(path)!r} is truncated: tensor {name!r} ends at byte "
+                                       f"{start + b} but the file has {size}; write it again.")
+        if not ok or not isinstance(meta, dict):
+            raise ModelFormatError(f"{str(path)!r} has a malformed safetensors header (entry "
+                                   f"{name!r}); the file is corrupt.")
+        tensors[name] = (e["dtype"], tuple(e["shape"]), start + e["data_offsets"][0],
+                         start + e["data_offsets"][1])
+    return meta, tensors, start
 
 
 def require_file(path: str | os.PathLike, what: str = "file") -> Path:
@@ -275,6 +341,7 @@ __all__ = [
     "file_lock",
     "read_json",
     "read_safetensors",
+    "read_safetensors_header",
     "require_file",
     "write_delimited",
     "write_json",

@@ -102,9 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2 if args.command is None else 0
     _configure_logging(args)
     try:
-        from chainrule.threads import parse_threads, set_threads
-
-        set_threads(None if args.threads is None else parse_threads(args.threads))
+        _apply_threads(args.threads)
         return int(args.func(args) or 0)
     except ChainruleError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -133,6 +131,46 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except Exception as e:  # noqa: BLE001  (anything else is a bug: say so, in one line)
         return _internal(e)
+
+
+def _apply_threads(value: str | None) -> None:
+    """``--threads`` (or its default) for PyTorch, set when torch is imported: commands that need
+    no torch (n-grams, tokenizers, corpus statistics) never import it. A bad value is refused
+    now, before any work."""
+    from chainrule.threads import parse_threads, prepare_openmp, set_threads
+
+    n = None if value is None else parse_threads(value)
+    prepare_openmp()  # OpenMP's idle threads sleep: read when torch loads, so before that
+    if "torch" in sys.modules:
+        set_threads(n)
+        return
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _AfterImport)]
+    sys.meta_path.insert(0, _AfterImport("torch", lambda: set_threads(n)))
+
+
+class _AfterImport:
+    """A one-shot import hook: runs ``then()`` right after module ``name`` is first imported."""
+
+    def __init__(self, name: str, then):
+        self.name, self.then = name, then
+
+    def find_spec(self, name, path=None, target=None):
+        if name != self.name:
+            return None
+        sys.meta_path.remove(self)
+        import importlib.util
+
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_then(module) -> None:
+            exec_module(module)
+            self.then()
+
+        spec.loader.exec_module = exec_then
+        return spec
 
 
 _OS_HINTS = {

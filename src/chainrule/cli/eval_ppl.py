@@ -28,9 +28,9 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from chainrule.cli._output import print_json, print_table
     from chainrule.evaluation.perplexity import OOV_POLICY, evaluate_perplexity
-    from chainrule.training.loop import resolve_device
 
-    reports = evaluate_perplexity(args.models, args.data, device=resolve_device(args.device),
+    # the device is resolved (torch imported, CUDA checked) only if a neural model is loaded
+    reports = evaluate_perplexity(args.models, args.data, device=args.device,
                                   source=args.source, scoring=args.scoring)
     if args.json:
         print_json({"data": str(args.data), "oov_policy": OOV_POLICY,

@@ -1,4 +1,4 @@
-"""CLI: ``chainrule ngram table | export-arpa | import-arpa``."""
+"""CLI: ``chainrule ngram table | export-arpa | import-arpa | binarize``."""
 
 from __future__ import annotations
 
@@ -30,6 +30,17 @@ def register(sub) -> None:
     i.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=run_import)
+
+    b = ng.add_parser("binarize", help="write an n-gram model (directory or ARPA file) as one "
+                                       "binary file that loads in milliseconds")
+    b.add_argument("source", metavar="MODEL_DIR|FILE.arpa")
+    b.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="the binary file to write (e.g. brown5.ngram); usable wherever a model "
+                        "directory is (eval ppl, generate, ngram table)")
+    b.add_argument("--no-index", action="store_true",
+                   help="leave out the query hash index (a smaller file; built on first use)")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=run_binarize)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -76,4 +87,21 @@ def run_import(args: argparse.Namespace) -> int:
         print_json(info)
     else:
         print(f"imported an order-{model.order} model ({info['ngrams']} n-grams) to {args.output}")
+    return 0
+
+
+def run_binarize(args: argparse.Namespace) -> int:
+    import os
+
+    from chainrule.cli._output import print_json
+    from chainrule.models.ngram.convert import binarize
+
+    model = binarize(args.source, args.output, index=not args.no_index)
+    info = {"output": str(args.output), "order": model.order, "ngrams": model.tables.counts(),
+            "bytes": os.path.getsize(args.output)}
+    if args.json:
+        print_json(info)
+    else:
+        print(f"wrote an order-{model.order} model ({sum(info['ngrams']):,} n-grams, "
+              f"{info['bytes'] / 2**20:.1f} MiB) to {args.output}")
     return 0

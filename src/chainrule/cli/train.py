@@ -18,15 +18,42 @@ def _trainable() -> dict[str, str]:
     return {f.name: f.trainer for f in families() if f.trainer is not None}
 
 
+class _TrainableFamilies:
+    """``--family``'s choices, looked up only when asked: checking ``ngram`` imports the n-gram
+    family alone, and building the parser imports none (``chainrule --help`` stays fast)."""
+
+    def __contains__(self, name: object) -> bool:
+        from chainrule.models.base import get_family, known_families
+
+        return (isinstance(name, str) and name in known_families()
+                and get_family(name).trainer is not None)
+
+    def __iter__(self):
+        return iter(sorted(_trainable()))
+
+
+def _lazy_epilog(parser: argparse.ArgumentParser, make) -> None:
+    """Compute ``parser``'s epilog when its help is printed, not when the parser is built."""
+    format_help = parser.format_help
+
+    def with_epilog() -> str:
+        if parser.epilog is None:
+            parser.epilog = make()
+        return format_help()
+
+    parser.format_help = with_epilog
+
+
 def register(sub) -> None:
     p = sub.add_parser(
         "train",
         help="train a language model on a corpus",
         description="Train a language model of any family on CORPUS files and save it to -o.",
-        epilog=_neural_keys_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--family", required=True, choices=sorted(_trainable()))
+    _lazy_epilog(p, _neural_keys_help)
+    p.add_argument("--family", required=True, choices=_TrainableFamilies(), metavar="FAMILY",
+                   help="the model family: ngram, or one of the neural families listed below")
     p.add_argument("args", nargs="*", metavar="CORPUS|KEY=VALUE",
                    help="corpus files (text; one sentence per line for n-grams) and, for neural "
                         "families, KEY=VALUE overrides of the preset")
@@ -44,6 +71,12 @@ def register(sub) -> None:
     g.add_argument("--prune", type=str, metavar="C1,C2,...",
                    help="per-order count thresholds: drop n-grams of order i seen <= Ci times")
     g.add_argument("--vocab", metavar="FILE", help="closed vocabulary: one word per line")
+    g.add_argument("--memory", metavar="SIZE",
+                   help="memory for counting, like lmplz -S (e.g. 500M, 2G): sorted runs are "
+                        "spilled to --temp-dir and merged (default: count in memory)")
+    g.add_argument("--temp-dir", metavar="DIR",
+                   help="where spilled runs go with --memory (default: the system's temporary "
+                        "directory)")
     g = p.add_argument_group("neural options")
     g.add_argument("--preset")
     g.add_argument("--kind", choices=["char", "word", "bpe", "bytebpe"],
@@ -54,6 +87,10 @@ def register(sub) -> None:
                         "reused (default: MODEL_DIR/data)")
     g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
     g.add_argument("--compile", action="store_true", help="use torch.compile")
+    g.add_argument("--strategy", choices=["ddp", "fsdp"],
+                   help="under torchrun: ddp copies the whole model to every process (default), "
+                        "fsdp shards weights, gradients and optimizer state across them "
+                        "(docs/distributed.md)")
     g = p.add_argument_group("translation options (conditional families: seq2seq, "
                              "transformer-ed)")
     g.add_argument("--source", metavar="SRC",
@@ -112,8 +149,11 @@ def _refuse_other_kind(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if _trainable()[args.family] == "ngram":
-        neural_only = [f for f in ("preset", "kind", "device", "cache") if getattr(args, f)]
+    from chainrule.models.base import get_family
+
+    if get_family(args.family).trainer == "ngram":
+        neural_only = [f for f in ("preset", "kind", "device", "cache", "strategy")
+                       if getattr(args, f)]
         neural_only += [f for f in ("resume", "compile") if getattr(args, f)]
         if neural_only:
             raise ConfigError(
@@ -122,10 +162,11 @@ def _run(args: argparse.Namespace) -> int:
         from chainrule.cli.train_ngram import train as train_ngram
 
         return train_ngram(args)
-    ngram_only = [f for f in ("order", "smoothing", "k", "prune", "vocab") if getattr(args, f)]
+    ngram_only = [f for f in ("order", "smoothing", "k", "prune", "vocab", "memory", "temp_dir")
+                  if getattr(args, f)]
     if ngram_only:
-        raise ConfigError(f"--{ngram_only[0]} applies to --family ngram, not to {args.family}.")
-    from chainrule.models.base import get_family
+        raise ConfigError(f"--{ngram_only[0].replace('_', '-')} applies to --family ngram, not "
+                          f"to {args.family}.")
 
     if get_family(args.family).conditional:
         from chainrule.cli.train_translate import train as train_translate

@@ -52,6 +52,8 @@ def train(args: argparse.Namespace) -> int:
         prune=parse_prune(args.prune),
         vocab=args.vocab,
         tokenizer=args.tokenizer,
+        memory=getattr(args, "memory", None),
+        temp_dir=getattr(args, "temp_dir", None),
     )
     for message in result.warnings:
         print(f"warning: {message}", file=sys.stderr)

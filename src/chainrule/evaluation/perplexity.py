@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from chainrule.data.readers import iter_lines
 from chainrule.errors import ConfigError, DataError
@@ -44,6 +45,9 @@ from chainrule.evaluation.textscore import (
 from chainrule.models.base import Generator, Scorer
 from chainrule.models.scoring import score_sequences
 from chainrule.tokenizers.base import Tokenizer
+
+if TYPE_CHECKING:
+    import torch
 
 OOV_POLICY = (
     "<unk> targets are scored with the model's <unk> probability in perplexity, per-word "
@@ -103,13 +107,34 @@ def _exp(x: float) -> float:
         return math.inf
 
 
+def _is_torch_module(model: object) -> bool:
+    # a torch.nn.Module can only exist once torch is imported: checking sys.modules keeps the
+    # count-based families (n-grams) from importing torch just to be told they are not modules
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(model, torch.nn.Module)
+
+
 def _batch_tokens(model: Scorer) -> int | None:
     # families that score without the (B, T, V) tensor take large batches; a neural network's
     # padded positions cost compute (and attention grows with length), so it takes fewer
     overridden = type(model).token_logprobs is not Generator.token_logprobs
     if not (overridden and model.vocab_size > 4096):
         return None
-    return _NEURAL_BATCH_TOKENS if isinstance(model, torch.nn.Module) else _FAST_BATCH_TOKENS
+    return _NEURAL_BATCH_TOKENS if _is_torch_module(model) else _FAST_BATCH_TOKENS
+
+
+def _score_framed(model: Scorer, tokenizer: Tokenizer, lines: list[str], src_ids):
+    """(log-probs, target ids, words, bytes) of ``lines`` framed and batch-scored."""
+    sequences: list[list[int]] = []
+    words = nbytes = 0
+    for line in lines:
+        sequences.append(frame(model, tokenizer.encode(line)))
+        words += len(line.split()) + 1
+        nbytes += len(line.encode("utf-8")) + 1
+    scores = score_sequences(model, sequences, sources=src_ids, max_tokens=_batch_tokens(model))
+    lp = np.concatenate(scores) if scores else np.zeros(0)
+    targets = np.concatenate([np.asarray(s[1:], dtype=np.int64) for s in sequences])
+    return lp, targets, words, nbytes
 
 
 def perplexity(
@@ -139,17 +164,15 @@ def perplexity(
                             "source file must have one line per line of the data.")
         stok = source_tokenizer or tokenizer
         src_ids = [stok.encode(x) for x in sources]
-    sequences: list[list[int]] = []
-    words = nbytes = 0
-    for line in lines:
-        sequences.append(frame(model, tokenizer.encode(line)))
-        words += len(line.split()) + 1
-        nbytes += len(line.encode("utf-8")) + 1
-    if not sequences:
+    if not lines:
         raise DataError("the evaluation text is empty; pass a file with one sentence per line.")
-    scores = score_sequences(model, sequences, sources=src_ids, max_tokens=_batch_tokens(model))
-    lp = np.concatenate(scores) if scores else np.zeros(0)
-    targets = np.concatenate([np.asarray(s[1:], dtype=np.int64) for s in sequences])
+    # a model may score text in one go (an n-gram model's compiled path), same scores bit for bit
+    fast = getattr(model, "score_lines", None) if sources is None else None
+    res = fast(tokenizer, lines) if fast is not None else None
+    if res is not None:
+        lp, targets, words, nbytes = res.logprobs, res.targets, res.words, res.bytes
+    else:
+        lp, targets, words, nbytes = _score_framed(model, tokenizer, lines, src_ids)
     unk = tokenizer.unk_id
     is_oov = targets == unk if unk is not None else np.zeros(targets.size, dtype=bool)
     total = float(lp.sum())
@@ -161,7 +184,7 @@ def perplexity(
         perplexity_excl_oov=_exp(-excl / kept) if kept else math.nan,
         tokens=tokens,
         oov=oov,
-        sentences=len(sequences),
+        sentences=len(lines),
         words=words,
         bytes=nbytes,
         logprob=total,
@@ -183,12 +206,15 @@ def perplexity_of_file(
 
 
 def evaluate_perplexity(
-    model_dirs: Sequence[str | os.PathLike], data: str | os.PathLike, *, device: str = "cpu",
+    model_dirs: Sequence[str | os.PathLike], data: str | os.PathLike, *,
+    device: str | torch.device = "cpu",
     source: str | os.PathLike | None = None, scoring: str | None = None,
 ) -> list[PerplexityReport]:
     """Perplexity of each saved model directory (any family) on one text file.
 
-    ``device`` places neural models (e.g. ``"cuda"``); count-based models always run on the CPU.
+    ``device`` places neural models (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"auto"``, or a
+    ``torch.device``); it is resolved (and CUDA checked for) only when a neural model is among
+    the models, so count-based models (which always run on the CPU) never import torch.
     ``source`` is the file of source lines, one per data line, for conditional models.
     ``scoring`` chooses how masked models score (see :func:`textscore.set_scoring`).
     """
@@ -200,7 +226,11 @@ def evaluate_perplexity(
     reports = []
     for d in model_dirs:
         model, tok = load_model_and_tokenizer(d, scoring)
-        if isinstance(model, torch.nn.Module):
+        if _is_torch_module(model):
+            if isinstance(device, str):
+                from chainrule.training.build import resolve_device
+
+                device = resolve_device(device)
             model.to(device)
         if model.conditional:
             stok = load_source_tokenizer(d, tok)

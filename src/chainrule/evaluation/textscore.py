@@ -36,10 +36,13 @@ def load_model_and_tokenizer(directory: str | os.PathLike, scoring: str | None =
     Raises:
         ModelFormatError: the directory is not a chainrule model or has no tokenizer.
     """
-    from chainrule.models.base import load_model
+    from chainrule.models.base import load_model, load_model_file
     from chainrule.tokenizers.base import load_tokenizer
 
     directory = Path(directory)
+    if directory.is_file():  # a one-file model (``chainrule ngram binarize``) holds its tokenizer
+        model, tokenizer = load_model_file(directory)
+        return set_scoring(model, scoring), tokenizer
     model = load_model(directory)
     if not (directory / "tokenizer.json").is_file():
         raise ModelFormatError(

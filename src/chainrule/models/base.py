@@ -42,15 +42,17 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
-
-import torch
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chainrule.errors import ConfigError, ModelFormatError
 from chainrule.fileio import read_json, write_json
 
+if TYPE_CHECKING:  # torch is imported where it is used: n-gram commands never load it
+    import torch
+
 MODEL_FORMAT = "chainrule-model"
 MODEL_FORMAT_VERSION = 1
+MODEL_FILE_FORMAT = "chainrule-model-file"  # a whole model in one safetensors file
 
 
 class Source(NamedTuple):
@@ -67,6 +69,8 @@ def as_source(source: Source | torch.Tensor | Sequence[Sequence[int]], pad_id: i
     >>> as_source([[5, 6, 7], [8]], pad_id=0).ids.tolist()
     [[5, 6, 7], [8, 0, 0]]
     """
+    import torch
+
     if isinstance(source, Source):
         ids, lengths = source
     elif isinstance(source, torch.Tensor):
@@ -148,6 +152,8 @@ class Model(abc.ABC):
     # -- conveniences shared by all families -------------------------------------------------
     @property
     def device(self) -> torch.device:
+        import torch
+
         return torch.device("cpu")
 
     def num_parameters(self) -> int:
@@ -355,23 +361,46 @@ def known_families() -> list[str]:
     return sorted(set(_FAMILIES) | set(BUILTIN_FAMILIES))
 
 
+def read_model_file_config(path: Path) -> Any:
+    """The ``config.json`` stored in the header of a one-file model (a safetensors file whose
+    metadata says ``format: chainrule-model-file``; ``chainrule ngram binarize`` writes them)."""
+    import json
+
+    from chainrule.fileio import read_safetensors_header
+
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head.lstrip().startswith((b"\\data\\", b"\x1f\x8b")) or head.startswith(b"mmap lm "):
+        raise ModelFormatError(
+            f"{str(path)!r} is an ARPA or KenLM file, not a chainrule model; convert an ARPA "
+            "file with `chainrule ngram binarize FILE.arpa -o FILE.ngram`.")
+    meta = read_safetensors_header(path)[0]
+    if meta.get("format") != MODEL_FILE_FORMAT:
+        raise ModelFormatError(
+            f"{str(path)!r} is a file, not a model directory or chainrule model file (it may "
+            "come from another tool); pass the directory that holds config.json, or a file "
+            "written by `chainrule ngram binarize`.")
+    try:
+        return json.loads(meta.get("config", ""))
+    except ValueError:
+        return None
+
+
 def read_model_config(directory: str | os.PathLike) -> dict[str, Any]:
-    """Read and validate ``config.json`` of a model directory."""
+    """Read and validate ``config.json`` of a model directory (or of a one-file model)."""
     directory = Path(directory)
     if not directory.exists():
         raise ModelFormatError(f"model directory {str(directory)!r} does not exist.")
     if not directory.is_dir():
-        raise ModelFormatError(
-            f"{str(directory)!r} is a file, not a model directory; pass the directory that "
-            "holds config.json."
-        )
-    cfg_path = directory / "config.json"
-    if not cfg_path.exists():
-        raise ModelFormatError(
-            f"{str(directory)!r} is not a chainrule model directory (no config.json); "
-            "train one with `chainrule train`."
-        )
-    config = read_json(cfg_path, what="model config")
+        config, cfg_path = read_model_file_config(directory), directory
+    else:
+        cfg_path = directory / "config.json"
+        if not cfg_path.exists():
+            raise ModelFormatError(
+                f"{str(directory)!r} is not a chainrule model directory (no config.json); "
+                "train one with `chainrule train`."
+            )
+        config = read_json(cfg_path, what="model config")
     if not isinstance(config, dict) or config.get("format") != MODEL_FORMAT:
         raise ModelFormatError(
             f"{str(cfg_path)!r} is not a chainrule model config (it may come from another "
@@ -394,6 +423,8 @@ def load_model(directory: str | os.PathLike, *, family: str | None = None) -> Mo
         family: if given, refuse a model of another family.
     """
     directory = Path(directory)
+    if directory.is_file():
+        return load_model_file(directory, family=family)[0]
     config = read_model_config(directory)
     name = config.get("family")
     if family is not None and name != family:
@@ -402,6 +433,20 @@ def load_model(directory: str | os.PathLike, *, family: str | None = None) -> Mo
         )
     info = get_family(str(name))
     return info.cls.from_directory(directory, config)
+
+
+def load_model_file(path: str | os.PathLike, *, family: str | None = None) -> tuple[Model, Any]:
+    """(model, tokenizer) of a one-file model (``chainrule ngram binarize``); loading maps
+    arrays from the file and never executes code from it."""
+    path = Path(path)
+    name = read_model_config(path).get("family")
+    if family is not None and name != family:
+        raise ModelFormatError(f"{str(path)!r} holds a {name!r} model, not a {family!r} model.")
+    from_file = getattr(get_family(str(name)).cls, "from_file", None)
+    if from_file is None:
+        raise ModelFormatError(f"{str(path)!r}: {name!r} models are saved as directories, not "
+                               "as one file.")
+    return from_file(path)
 
 
 def require_generator(model: Model, what: str) -> Generator:
@@ -428,7 +473,9 @@ __all__ = [
     "get_family",
     "known_families",
     "load_model",
+    "load_model_file",
     "read_model_config",
+    "read_model_file_config",
     "register_family",
     "require_generator",
 ]

@@ -198,10 +198,22 @@ def tokenizer_from_dict(data: Any, *, source: str = "tokenizer") -> Tokenizer:
 
 
 def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
-    """Load a tokenizer saved by :meth:`Tokenizer.save` (or a model directory holding one)."""
+    """Load a tokenizer saved by :meth:`Tokenizer.save` (or a model directory holding one, or a
+    one-file model such as ``chainrule ngram binarize`` writes, which stores it in its header)."""
     path = Path(path)
     if path.is_dir():
         path = path / "tokenizer.json"
+    if path.is_file():
+        with open(path, "rb") as f:
+            head = f.read(9)
+        if len(head) == 9 and head[8:] == b"{" and head[:1] != b"{":  # a safetensors header
+            from chainrule.fileio import read_safetensors_header
+
+            try:
+                data = json.loads(read_safetensors_header(path)[0].get("tokenizer", ""))
+            except ValueError:
+                data = None
+            return tokenizer_from_dict(data, source=f"the tokenizer stored in {str(path)!r}")
     data = read_json(path, what="tokenizer file")
     return tokenizer_from_dict(data, source=f"{str(path)!r}")
 

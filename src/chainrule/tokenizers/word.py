@@ -43,9 +43,10 @@ class WordTokenizer(Tokenizer):
             raise TokenizerError(f"unknown word mode {mode!r}; use one of {', '.join(MODES)}.")
         self.mode, self.lowercase = mode, bool(lowercase)
         self.special_tokens = {t: i for i, t in enumerate(SPECIALS)}
-        words = [w for w in dict.fromkeys(words) if w not in self.special_tokens]
-        self.vocab = [*SPECIALS, *words]
-        self._ids = {w: i for i, w in enumerate(self.vocab)}
+        seen = dict.fromkeys(SPECIALS)  # first occurrences in order; specials keep their ids
+        seen.update(dict.fromkeys(words))
+        self.vocab = list(seen)
+        self._ids = dict(zip(self.vocab, range(len(self.vocab))))  # fast for 50k-word models
 
     @classmethod
     def from_vocab(

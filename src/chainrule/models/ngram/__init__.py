@@ -5,6 +5,7 @@ Public API:
     train_ngram                     corpus files -> NgramTrainResult(model, tokenizer, ...)
     save_ngram / load_ngram         a model directory with tokenizer.json and model.arpa
     export_arpa / import_arpa       model directory <-> ARPA file
+    binarize                        directory / ARPA file -> one binary file (fast to load)
     read_arpa / write_arpa          ARPA files <-> NgramTables
     bigram_table / format_table     the lecture's bigram count / probability tables
 """
@@ -16,6 +17,7 @@ register_family("ngram", NgramModel, "n-gram backoff model (MLE, add-k, KN, modi
                 trainer="ngram")
 
 from chainrule.models.ngram.arpa import read_arpa, write_arpa
+from chainrule.models.ngram.convert import binarize
 from chainrule.models.ngram.lecture import bigram_table, format_table
 from chainrule.models.ngram.train import (
     NgramTrainResult,
@@ -30,6 +32,7 @@ __all__ = [
     "NgramModel",
     "NgramTrainResult",
     "bigram_table",
+    "binarize",
     "export_arpa",
     "format_table",
     "import_arpa",

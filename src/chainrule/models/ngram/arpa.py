@@ -77,7 +77,11 @@ def write_arpa(
         counts[0] = int(keep1.sum())
         for k, n in enumerate(counts, start=1):
             out.write(f"ngram {k}={n}\n")
-        texts: list[str] = list(words)
+        if _write_compiled(out, tables, words, keep1):
+            texts: list[str] = []
+            N = 0  # every section is written
+        else:
+            texts = list(words)
         for k in range(1, N + 1):
             out.write(f"\n\\{k}-grams:\n")
             if k > 1:  # "w1 w2 .. wk" = "w1 " + text of the suffix entry
@@ -100,6 +104,23 @@ def write_arpa(
         if f is not raw:
             f.close()
     return path
+
+
+def _write_compiled(out: io.TextIOWrapper, tables: NgramTables, words: Sequence[str],
+                    keep1: np.ndarray) -> bool:
+    """Write every section with the compiled writer (the same text, %.8g numbers); False if it
+    is not built."""
+    from chainrule.models.ngram import fastcount
+
+    if fastcount.core() is None:
+        return False
+    words = fastcount.arpa_words(words)
+    for k in range(1, tables.order + 1):
+        out.write(f"\n\\{k}-grams:\n")
+        out.flush()
+        for piece in fastcount.arpa_section_chunks(words, tables, k, keep1):
+            out.buffer.write(piece)
+    return True
 
 
 def _open_text(path: Path) -> list[str]:

@@ -93,8 +93,7 @@ def _bincount(idx: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
 # -- discounts ---------------------------------------------------------------------------------
 def count_of_counts(adjusted: np.ndarray) -> list[int]:
     """[n1, n2, n3, n4]: how many n-grams have (adjusted) count 1, 2, 3, 4."""
-    small = adjusted[(adjusted >= 1) & (adjusted <= 4)]
-    return [int(x) for x in np.bincount(small, minlength=5)[1:5]]
+    return [int(x) for x in np.bincount(np.clip(adjusted, 0, 5), minlength=6)[1:5]]
 
 
 def mkn_discounts(n: Sequence[int]) -> tuple[float, float, float] | None:
@@ -135,7 +134,8 @@ def estimate(
     """Estimate a backoff model from counted windows.
 
     Args:
-        counts: padded top-order windows (:func:`.counting.count_ngrams`).
+        counts: padded top-order windows (:func:`.counting.count_ngrams`), or every order
+            already derived (:class:`.fastcount.DerivedCounts`).
         vocab_size: V (every id the model predicts over, ``<s>`` included).
         bos_id: id of ``<s>``.
         smoothing: ``mle``, ``addk``, ``kn`` or ``mkn``.
@@ -152,8 +152,11 @@ def estimate(
         raise ConfigError(f"unknown smoothing {smoothing!r}; choose one of {', '.join(SMOOTHINGS)}.")
     N = counts.order
     thresholds = _thresholds(prune, N)
-    orders = derive_orders(counts, vocab_size, bos_id)
+    contexts = getattr(counts, "contexts", None)  # the compiled counter derived every order
+    orders = counts.orders if contexts is not None else derive_orders(counts, vocab_size, bos_id)
     tables = NgramTables(vocab_size, [o.keys for o in orders], [], [])
+    for n, ctx in enumerate(contexts or [], start=2):
+        tables._derived[("context", n)] = ctx
     never = sorted({int(i) for i in never} - {bos_id})
     for i in never:
         if orders[0].raw[i] > 0:
@@ -197,7 +200,7 @@ def _kneser_ney(tables, orders, bos_id, modified, given, thresholds, never) -> l
         else:
             a = np.bincount(tables.parent(k + 1), minlength=raw.size).astype(np.int64)
             if k > 1:
-                starts_bos = tables.first(k) == bos_id
+                starts_bos = tables.keys[k - 1] % V == bos_id  # first word <s> (not cached)
                 a[starts_bos] = raw[starts_bos]
         if k == 1:
             a[bos_id] = 0
@@ -209,12 +212,15 @@ def _kneser_ney(tables, orders, bos_id, modified, given, thresholds, never) -> l
         if thresholds[k - 1] > 0:
             keep[k - 1] = orders[k - 1].raw > thresholds[k - 1]
 
-    probs: list[np.ndarray] = []
-    gammas: list[np.ndarray] = []
+    # memory: each order is turned into its float32 log10 arrays as soon as the next order has
+    # used its probabilities and given its backoffs, so float64 arrays of two orders live at once
+    probs: list[np.ndarray | None] = []
+    lp: list[np.ndarray] = []
+    lb: list[np.ndarray] = []
     for k in range(1, N + 1):
         a = adjusted[k - 1].astype(np.float64)
         d = np.asarray(used[k - 1] * 3 if len(used[k - 1]) == 1 else used[k - 1], dtype=np.float64)
-        disc = np.where(a >= 3, d[2], np.where(a == 2, d[1], np.where(a == 1, d[0], 0.0)))
+        disc = np.concatenate([[0.0], d])[np.minimum(adjusted[k - 1], 3)]  # D(0) = 0, D(3+) = d[2]
         kept = keep[k - 1]
         if k == 1:
             ctx = np.zeros(a.size, dtype=np.int64)
@@ -224,7 +230,8 @@ def _kneser_ney(tables, orders, bos_id, modified, given, thresholds, never) -> l
             n_ctx = orders[k - 2].keys.size
         den = np.bincount(ctx, weights=a, minlength=n_ctx)
         # mass freed by discounting kept n-grams, plus all of the pruned ones (as KenLM does)
-        freed = np.bincount(ctx, weights=np.where(kept, disc, a), minlength=n_ctx)
+        freed = np.bincount(ctx, weights=disc if kept.all() else np.where(kept, disc, a),
+                            minlength=n_ctx)
         with np.errstate(divide="ignore", invalid="ignore"):
             gamma = np.where(den > 0, freed / den, 0.0)
             p = (a - disc) / den[ctx]
@@ -234,11 +241,22 @@ def _kneser_ney(tables, orders, bos_id, modified, given, thresholds, never) -> l
             p[bos_id] = 1.0
         else:
             p = p + gamma[ctx] * probs[k - 2][tables.parent(k)]
-            gammas.append(np.where(den > 0, gamma, 1.0))
+            # table k-1 is complete: its probabilities, and backoffs from its contexts here
+            _append_log10(lp, lb, probs[k - 2], np.where(den > 0, gamma, 1.0))
+            probs[k - 2] = None
+        adjusted[k - 1] = None
         probs.append(p)
-    backoffs = gammas + [np.ones(orders[-1].keys.size)]
-    _finish(tables, probs, backoffs, keep, orders)
+    _append_log10(lp, lb, probs[N - 1], np.ones(orders[-1].keys.size))
+    del probs
+    _finish(tables, lp, lb, keep, orders)
     return used
+
+
+def _append_log10(lp: list, lb: list, p: np.ndarray, b: np.ndarray) -> None:
+    """One order's probabilities and backoffs as the float32 log10 values the tables hold."""
+    with np.errstate(divide="ignore"):
+        lp.append(np.minimum(0.0, np.log10(p)).astype(np.float32))
+        lb.append(np.log10(b).astype(np.float32))
 
 
 def _choose_discounts(adjusted, modified, given) -> list[list[float]]:
@@ -303,17 +321,19 @@ def _backoff_estimate(tables, orders, bos_id, k, thresholds, never) -> None:
         backoffs.append(bo)
         probs.append(p)
     backoffs.append(np.ones(orders[-1].keys.size))
-    _finish(tables, probs, backoffs, keep, orders)
+    lp: list[np.ndarray] = []
+    lb: list[np.ndarray] = []
+    for p, b in zip(probs, backoffs):
+        _append_log10(lp, lb, p, b)
+    _finish(tables, lp, lb, keep, orders)
 
 
-def _finish(tables: NgramTables, probs, backoffs, keep, orders) -> None:
-    """Convert to log10, then drop pruned entries and renumber the keys that point at them."""
-    with np.errstate(divide="ignore"):
-        lp = [np.minimum(0.0, np.log10(p)).astype(np.float32) for p in probs]
-        lb = [np.log10(b).astype(np.float32) for b in backoffs]
+def _finish(tables: NgramTables, lp: list, lb: list, keep, orders) -> None:
+    """Store the float32 log10 arrays; drop pruned entries and renumber the keys pointing at them."""
+    tables._derived.clear()  # contexts, parents: not needed any more
     V = tables.vocab_size
     keys = list(tables.keys)
-    raw = [o.raw.copy() for o in orders]
+    raw = [o.raw for o in orders]  # the estimators never write into them
     remap = None
     for i in range(len(keys)):
         if i > 0 and (remap is not None or not keep[i].all()):

@@ -2,8 +2,9 @@
 
 ``log10 P(w | h) = prob(h w)`` if the n-gram ``h w`` is stored, else
 ``backoff(h) + log10 P(w | h[1:])`` -- the rule KenLM's ``query`` applies to an ARPA file.
-Scoring (:meth:`NgramModel.token_logprobs`) looks every order up for a whole batch with one
-``searchsorted`` per order, so it never builds the (B, T, V) tensor; :meth:`logprobs` and
+Scoring (:meth:`NgramModel.token_logprobs`, :mod:`.query`) looks every order up in a compiled
+hash index (or, without it, with one ``searchsorted`` per order over the whole batch), so it
+never builds the (B, T, V) tensor; :meth:`logprobs` and
 decoding build whole next-token distributions from the entries that share a context.
 
 ``<s>`` is stored with log10 probability 0 like KenLM does (so it can be "scored" for free),
@@ -13,21 +14,31 @@ but every distribution the model returns gives it probability 0: nothing predict
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from chainrule.errors import ConfigError, ModelFormatError
 from chainrule.fileio import read_safetensors, write_safetensors
 from chainrule.models.base import LanguageModel
 from chainrule.models.ngram.counting import DEFAULT_CHUNK_TOKENS, ChunkedCounter, NgramCounts
 from chainrule.models.ngram.estimate import SMOOTHINGS, estimate
+from chainrule.models.ngram.query import token_log10probs
 from chainrule.models.ngram.tables import NgramTables, lookup
 
+if TYPE_CHECKING:  # torch is imported only where a tensor is returned: training, saving,
+    import torch  # loading and tables never load it
+
 LN10 = math.log(10.0)
+
+
+def _torch():
+    import torch
+
+    return torch
 
 
 class NgramModel(LanguageModel):
@@ -132,7 +143,9 @@ class NgramModel(LanguageModel):
 
     # -- scoring -----------------------------------------------------------------------------
     def _check(self, tokens: torch.Tensor | np.ndarray) -> np.ndarray:
-        x = tokens.detach().cpu().numpy() if isinstance(tokens, torch.Tensor) else np.asarray(tokens)
+        torch = sys.modules.get("torch")  # a tensor exists only once torch is imported
+        is_tensor = torch is not None and isinstance(tokens, torch.Tensor)
+        x = tokens.detach().cpu().numpy() if is_tensor else np.asarray(tokens)
         x = x.astype(np.int64, copy=False)
         if x.size and (x.min() < 0 or x.max() >= self.vocab_size):
             raise ConfigError(
@@ -141,52 +154,31 @@ class NgramModel(LanguageModel):
             )
         return x
 
-    def _suffix_chain(self, x: np.ndarray) -> list[np.ndarray]:
-        """``out[k-1][b, t]``: table-k index of ``x[b, t-k+1 .. t]`` or -1. x: (B, T)."""
-        t = self.tables
-        V = t.vocab_size
-        chain = [x]
-        for k in range(2, self.order + 1):
-            prev = chain[-1][:, k - 1 :]
-            res = np.full(x.shape, -1, dtype=np.int64)
-            ok = prev >= 0
-            q = prev[ok] * V + x[:, : x.shape[1] - k + 1][ok]
-            sub = res[:, k - 1 :]
-            sub[ok] = lookup(t.keys[k - 1], q)
-            chain.append(res)
-        return chain
-
-    def token_log10probs(self, tokens: torch.Tensor | np.ndarray) -> np.ndarray:
-        """log10 P(tokens[b, t+1] | tokens[b, :t+1]) as float64 numpy (B, T - 1), like KenLM."""
+    def token_log10probs(self, tokens: torch.Tensor | np.ndarray,
+                         lengths: torch.Tensor | np.ndarray | None = None) -> np.ndarray:
+        """log10 P(tokens[b, t+1] | tokens[b, :t+1]) as float64 numpy (B, T - 1), like KenLM
+        (the compiled query when it is built, else numpy: :mod:`.query`); positions past
+        ``lengths`` are padding and may be skipped."""
         x = self._check(tokens)
         if x.ndim != 2:
             raise ConfigError(f"tokens must have shape (B, T), got {tuple(x.shape)}.")
-        t = self.tables
-        chain = self._suffix_chain(x)
-        target = x[:, 1:]
-        out = t.prob[0].astype(np.float64)[target]
-        matched = np.ones(target.shape, dtype=np.int64)
-        for k in range(2, self.order + 1):
-            if t.keys[k - 1].size == 0:  # no n-gram of this order (or higher) was seen
-                break
-            idx = chain[k - 1][:, 1:]
-            hit = idx >= 0
-            out = np.where(hit, t.prob[k - 1][np.maximum(idx, 0)], out)
-            matched = np.where(hit, k, matched)
-        for j in range(1, self.order):
-            if t.keys[j - 1].size == 0:
-                break
-            ctx = chain[j - 1][:, :-1]
-            use = (ctx >= 0) & (matched <= j)
-            out = out + np.where(use, t.backoff[j - 1][np.maximum(ctx, 0)], 0.0)
-        out[target == self.bos_id] = -np.inf
-        return out
+        if lengths is not None:
+            lengths = np.asarray(lengths.detach().cpu() if hasattr(lengths, "detach") else lengths)
+        return token_log10probs(self.tables, x, self.bos_id, lengths)
 
     def token_logprobs(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None,
                        source=None) -> torch.Tensor:
         """Natural-log probability of each next token (B, T) -> (B, T - 1), without (B, T, V)."""
         self._source(source, tokens.shape[0])
-        return torch.from_numpy(self.token_log10probs(tokens) * LN10).float()
+        return _torch().from_numpy(self.token_log10probs(tokens, lengths) * LN10).float()
+
+    def score_lines(self, tokenizer: Any, lines: Sequence[str]) -> Any:
+        """Text in: every line framed and scored in two compiled calls (a
+        :class:`.lines.LineScores`, the scores :meth:`token_logprobs` gives bit for bit), or
+        None where that fast path does not apply (:mod:`.lines`); the perplexity evaluator's hook."""
+        from chainrule.models.ngram.lines import score_lines
+
+        return score_lines(self, tokenizer, lines)
 
     def _distributions(self, ctx: np.ndarray) -> np.ndarray:
         """Next-token log10 distributions (M, V) after right-aligned contexts (M, W); -1 = none."""
@@ -231,7 +223,7 @@ class NgramModel(LanguageModel):
         padded = np.concatenate([np.full((B, W - 1), -1, dtype=np.int64), x], axis=1)
         windows = np.lib.stride_tricks.sliding_window_view(padded, W, axis=1)  # (B, T, W)
         dist = self._distributions(windows.reshape(B * T, W))
-        return torch.from_numpy(dist * LN10).float().reshape(B, T, self.vocab_size)
+        return _torch().from_numpy(dist * LN10).float().reshape(B, T, self.vocab_size)
 
     # -- incremental decoding: the state is the last n-1 tokens (B, W), -1 where absent ------
     def start(self, prompt: torch.Tensor, lengths: torch.Tensor | None = None, source=None):
@@ -245,12 +237,14 @@ class NgramModel(LanguageModel):
             pos = L - 1 - j
             ok = pos >= 0
             state[ok, W - 1 - j] = x[np.flatnonzero(ok), pos[ok]]
+        torch = _torch()
         return torch.from_numpy(self._distributions(state) * LN10).float(), torch.from_numpy(state)
 
     def step(self, state: torch.Tensor, token: torch.Tensor):
         tok = self._check(token.reshape(-1))
         st = state.numpy()
         new = np.concatenate([st[:, 1:], tok[:, None]], axis=1)
+        torch = _torch()
         return torch.from_numpy(self._distributions(new) * LN10).float(), torch.from_numpy(new)
 
     def select_state(self, state: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -277,11 +271,11 @@ class NgramModel(LanguageModel):
         tensors = {}
         for k in range(1, t.order + 1):
             if k > 1:
-                tensors[f"keys.{k}"] = torch.from_numpy(t.keys[k - 1])
-            tensors[f"prob.{k}"] = torch.from_numpy(t.prob[k - 1])
-            tensors[f"backoff.{k}"] = torch.from_numpy(t.backoff[k - 1])
+                tensors[f"keys.{k}"] = t.keys[k - 1]  # numpy arrays: saving needs no torch
+            tensors[f"prob.{k}"] = t.prob[k - 1]
+            tensors[f"backoff.{k}"] = t.backoff[k - 1]
             if t.raw_counts is not None:
-                tensors[f"count.{k}"] = torch.from_numpy(t.raw_counts[k - 1])
+                tensors[f"count.{k}"] = t.raw_counts[k - 1]
         write_safetensors(Path(directory) / "model.safetensors", tensors,
                           metadata={"format": "chainrule-ngram", "order": str(t.order)})
 
@@ -295,12 +289,12 @@ class NgramModel(LanguageModel):
                 f"{str(directory)!r}: config.json lacks the n-gram fields (order, vocab_size, "
                 "bos_id, eos_id); the directory is corrupt."
             ) from None
-        tensors = read_safetensors(Path(directory) / "model.safetensors")
+        tensors = read_safetensors(Path(directory) / "model.safetensors", numpy=True)
         try:
             keys = [np.arange(V, dtype=np.int64)]
-            keys += [tensors[f"keys.{k}"].numpy() for k in range(2, order + 1)]
-            prob = [tensors[f"prob.{k}"].numpy() for k in range(1, order + 1)]
-            backoff = [tensors[f"backoff.{k}"].numpy() for k in range(1, order + 1)]
+            keys += [tensors[f"keys.{k}"] for k in range(2, order + 1)]
+            prob = [tensors[f"prob.{k}"] for k in range(1, order + 1)]
+            backoff = [tensors[f"backoff.{k}"] for k in range(1, order + 1)]
         except KeyError as e:
             raise ModelFormatError(
                 f"{str(directory)!r}: model.safetensors lacks the n-gram array {e.args[0]!r}; "
@@ -308,7 +302,7 @@ class NgramModel(LanguageModel):
             ) from None
         counts = None
         if all(f"count.{k}" in tensors for k in range(1, order + 1)):
-            counts = [tensors[f"count.{k}"].numpy() for k in range(1, order + 1)]
+            counts = [tensors[f"count.{k}"] for k in range(1, order + 1)]
         tables = NgramTables(V, keys, prob, backoff, counts)
         unk, pad = config.get("unk_id"), config.get("pad_id")
         model = cls.from_tables(
@@ -319,6 +313,22 @@ class NgramModel(LanguageModel):
         )
         model.discounts_ = config.get("discounts") or []
         return model
+
+    @classmethod
+    def from_file(cls, path: Path) -> tuple[NgramModel, Any]:
+        """(model, tokenizer) of a binary model file (:mod:`.binary`), memory-mapped."""
+        from chainrule.models.ngram.binary import read_binary
+
+        tables, config, tok = read_binary(path)
+        unk, pad = config.get("unk_id"), config.get("pad_id")
+        model = cls.from_tables(
+            tables, bos_id=int(config["bos_id"]), eos_id=int(config.get("eos_id", 1)),
+            unk_id=None if unk is None else int(unk), pad_id=None if pad is None else int(pad),
+            smoothing=str(config.get("smoothing", "mkn")), k=float(config.get("k", 1.0)),
+            prune=config.get("prune"),
+        )
+        model.discounts_ = config.get("discounts") or []
+        return model, tok
 
 
 __all__ = ["LN10", "NgramModel"]

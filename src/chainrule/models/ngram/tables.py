@@ -126,7 +126,7 @@ class NgramTables:
         for k, (key, p, b) in enumerate(zip(self.keys, self.prob, self.backoff), start=1):
             if not (key.shape == p.shape == b.shape) or key.ndim != 1:
                 raise ModelFormatError(f"the {k}-gram arrays have different lengths; corrupt model.")
-            if key.size > 1 and not (np.diff(key) > 0).all():
+            if key.size > 1 and not (key[1:] > key[:-1]).all():
                 raise ModelFormatError(f"the {k}-gram keys are not sorted; corrupt model.")
             if k > 1 and key.size and (key.min() < 0 or key.max() // V >= self.keys[k - 2].size):
                 raise ModelFormatError(f"the {k}-gram keys point outside table {k - 1}; corrupt model.")
