@@ -7,6 +7,11 @@ after the same prompt, at batch 1 and batch 16. Prints tokens/s and the ratio.
     .venv/bin/python bench/bench_generate.py   # the shakespeare-char-cpu shape: 4 x 128, 65 chars
     .venv/bin/python bench/bench_generate.py --layers 6 --heads 6 --width 384 --vocab 50257
     .venv/bin/python bench/bench_generate.py --tiny        # seconds-long smoke run
+    .venv/bin/python bench/bench_generate.py --family lstm --threads 1   # recurrent: fast vs step
+
+``--family rnn|lstm`` builds that recurrent model instead (``--layers`` x ``--width``, tied
+embeddings) and times its fast decoder (``fast_decoder()``: the lean ``decode_step``) against
+its plain ``step`` in the same run (transformers has no recurrent LM to compare with).
 
 The default is the project's CPU model (``shakespeare-char-cpu``: 4 layers, 4 heads, width 128,
 character vocabulary) with a 512-token context so that 256 new tokens fit without sliding
@@ -34,10 +39,11 @@ def build(args):
     return model, to_hf_gpt2(model)
 
 
-def run_chainrule(model, prompts, new):
+def run_chainrule(model, prompts, new, fast=True):
     from chainrule.decoding import GenerationConfig, generate
 
-    cfg = GenerationConfig(strategy="greedy", max_new_tokens=new, ignore_eos=True)
+    cfg = GenerationConfig(strategy="greedy", max_new_tokens=new, ignore_eos=True,
+                           fast_path=fast)
     t = time.perf_counter()
     out = generate(model, prompts, cfg)
     dt = time.perf_counter() - t
@@ -66,12 +72,16 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="best of N runs")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--tiny", action="store_true", help="tiny shapes for a smoke test")
+    ap.add_argument("--family", default="gpt", choices=["gpt", "rnn", "lstm"],
+                    help="rnn/lstm: the recurrent fast path against the plain step")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.tiny:
         args.layers, args.heads, args.width, args.vocab, args.block, args.new = 2, 2, 32, 100, 64, 16
         args.repeats = 1
+    if args.family != "gpt":
+        return recurrent(args)
     import transformers
 
     model, hf = build(args)
@@ -98,6 +108,33 @@ def main() -> None:
           f"{'same tokens':>11}")
     for B, a, b, r, agree in rows:
         print(f"{B:>5} {a:>16.1f} {b:>19.1f} {r:>6.2f} {agree:>11.1%}")
+
+
+def recurrent(args) -> None:
+    """A recurrent family's fast decoder against its own ``step``, interleaved, best of N."""
+    from chainrule.models.neural import build_neural_model
+
+    torch.manual_seed(0)
+    model = build_neural_model(args.family, vocab_size=args.vocab, bos_id=0, eos_id=1,
+                               n_layer=args.layers, n_embd=args.width, n_hidden=args.width,
+                               dropout=0.0).eval()
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}; {args.family} "
+          f"{args.layers}x{args.width}, vocab {args.vocab}, {args.new} new tokens, greedy")
+    g = torch.Generator().manual_seed(1)
+    print(f"{'batch':>5} {'fast tok/s':>11} {'step tok/s':>11} {'ratio':>6} {'same tokens':>11}")
+    for B in args.batches:
+        prompts = torch.randint(2, args.vocab, (B, 8), generator=g).tolist()
+        run_chainrule(model, prompts, 4)  # warm-up both paths
+        run_chainrule(model, prompts, 4, fast=False)
+        fast, plain = float("inf"), float("inf")
+        for _ in range(args.repeats):
+            t, a = run_chainrule(model, prompts, args.new)
+            fast = min(fast, t)
+            t, b = run_chainrule(model, prompts, args.new, fast=False)
+            plain = min(plain, t)
+        agree = sum(x == y for ra, rb in zip(a, b) for x, y in zip(ra, rb)) / (B * args.new)
+        n = B * args.new
+        print(f"{B:>5} {n / fast:>11.1f} {n / plain:>11.1f} {plain / fast:>6.2f} {agree:>11.1%}")
 
 
 if __name__ == "__main__":

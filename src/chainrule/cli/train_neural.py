@@ -56,6 +56,8 @@ def build_config(args: argparse.Namespace, overrides: list[str]) -> TrainConfig:
         extra.append(f"device={args.device}")
     if args.compile:
         extra.append("compile=true")
+    if getattr(args, "strategy", None):
+        extra.append(f"strategy={args.strategy}")
     return make_config(args.family, args.preset, extra, base=base)
 
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from chainrule.models.graph_capture import capture_step
+
 
 def _signature(model) -> tuple:
     w = model.transformer.wte.weight
@@ -45,18 +47,9 @@ class _Graph:
     out: torch.Tensor | None = None
 
     def capture(self, fn) -> None:
-        # warm up on a side stream (as torch.cuda.graphs asks); the step is idempotent for a
-        # fixed (token, pos): it rewrites the same cache slot with the same values
-        s = torch.cuda.Stream()
-        s.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(s), torch.no_grad():
-            for _ in range(2):
-                fn()
-        torch.cuda.current_stream().wait_stream(s)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph), torch.no_grad():
-            self.out = fn()
-        self.graph = graph
+        # the step is idempotent for a fixed (token, pos): warming up rewrites the same cache
+        # slot with the same values
+        self.graph, self.out = capture_step(fn)
 
 
 class GraphDecoder:

@@ -22,6 +22,7 @@ pair (h, c), each (n_layer, B, n_hidden).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from chainrule.models.neural import LSTMConfig, register_neural_family
@@ -64,6 +65,18 @@ class LSTM(RecurrentLM):
         """Zero (h, c), each (n_layer, B, n_hidden)."""
         h = super().init_state(batch_size, device)
         return h, torch.zeros_like(h)
+
+    def _cell_step(self, layer: int, x: torch.Tensor, state) -> torch.Tensor:
+        # the slide's gates on the cell's stacked weights (rows i, f, g, o)
+        w_ih, w_hh, b_ih, b_hh = self._layer_weights(layer)
+        h, c = state[0][layer], state[1][layer]  # (B, H) each
+        gates = F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh)  # (B, 4H)
+        i, f, g, o = gates.chunk(4, dim=1)
+        c_t = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h_t = torch.sigmoid(o) * torch.tanh(c_t)
+        c.copy_(c_t)
+        h.copy_(h_t)
+        return h_t
 
 
 register_neural_family(LSTM, "stacked LSTM with dropout and tied embeddings")

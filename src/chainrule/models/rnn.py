@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
@@ -127,6 +128,40 @@ class RecurrentLM(NeuralLM):
             return tuple(s.index_select(1, index.to(s.device)) for s in state)
         return state.index_select(1, index.to(state.device))
 
+    # -- the lean step (fast decoding: chainrule.models.rnn_graphs) ---------------------------
+    def _layer_weights(self, layer: int) -> tuple:
+        """(W_ih, W_hh, b_ih, b_hh) of one layer, read from the cell (biases may be None)."""
+        c = self.cell
+        return tuple(getattr(c, f"{name}_l{layer}", None)
+                     for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+
+    def _cell_step(self, layer: int, x: torch.Tensor, state: State) -> torch.Tensor:
+        """One layer, one time step: input (B, in) -> h_t (B, H); ``state`` updated in place."""
+        raise NotImplementedError
+
+    def decode_step(self, state: State, token: torch.Tensor) -> torch.Tensor:
+        """One token per row (B,) -> float32 log-probabilities (B, V), the state overwritten.
+
+        The cell's equations written out on its own weights, layer by layer (``_cell_step``),
+        with no Python work that depends on the data and no host synchronisation, so a CUDA
+        graph can replay it (:mod:`chainrule.models.rnn_graphs`). It equals :meth:`step`, which
+        runs ``nn.RNN`` / ``nn.LSTM``; unlike it, it writes the new state into ``state``'s own
+        tensors. Call in eval mode without gradients.
+        """
+        x = self.embedding(token)  # (B, n_embd)
+        for layer in range(self.cfg.n_layer):
+            x = self._cell_step(layer, x, state)  # (B, n_hidden)
+        return self._logprobs_from_state(state)
+
+    def fast_decoder(self):
+        """A decoder that runs :meth:`decode_step` (replayed as a CUDA graph on CUDA); None for
+        a subclass whose cell has no written-out step."""
+        if type(self)._cell_step is RecurrentLM._cell_step:
+            return None
+        from chainrule.models.rnn_graphs import recurrent_decoder
+
+        return recurrent_decoder(self)
+
 
 class ElmanRNN(RecurrentLM):
     """Elman (simple recurrent) network language model, ``n_layer`` layers deep."""
@@ -140,6 +175,14 @@ class ElmanRNN(RecurrentLM):
                       nonlinearity=cfg.nonlinearity, batch_first=True,
                       dropout=cfg.dropout if cfg.n_layer > 1 else 0.0)
         self._build(cfg, cell)
+
+    def _cell_step(self, layer: int, x: torch.Tensor, state: State) -> torch.Tensor:
+        # h_t = tanh(U i_t + b_U + W h_{t-1} + b_W)  (or relu)
+        w_ih, w_hh, b_ih, b_hh = self._layer_weights(layer)
+        pre = F.linear(x, w_ih, b_ih) + F.linear(state[layer], w_hh, b_hh)
+        h = torch.tanh(pre) if self.cell.nonlinearity == "tanh" else torch.relu(pre)
+        state[layer].copy_(h)
+        return h
 
 
 register_neural_family(ElmanRNN, "Elman recurrent network (stackable)")

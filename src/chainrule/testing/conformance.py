@@ -310,6 +310,29 @@ def check_select_state(model: Generator, task: TinyTask) -> None:
         assert _close(lp_sel, lp_ref), "select_state() rows differ from running those rows"
 
 
+def check_fast_decoder(model: Generator, task: TinyTask) -> None:
+    """A family's ``fast_decoder()`` (when it has one here) gives its own ``step``'s
+    log-probabilities, from padded prompts, through a reorder of the rows."""
+    fast = model.fast_decoder()
+    if fast is None:
+        return
+    x = _probe_batch(task, batch=3, length=9)
+    src = _probe_sources(model, task, 3)
+    lengths = torch.tensor([3, 1, 2])
+    with torch.no_grad():
+        lp_a, st_a = model.start(x[:, :3], lengths, src)
+        lp_b, st_b = fast.start(x[:, :3], lengths, src)
+        for t in range(3, x.shape[1]):
+            assert _close(lp_a, lp_b), f"fast_decoder() differs from step() before position {t}"
+            if t == 5:
+                index = torch.tensor([2, 0, 0])
+                st_a, st_b = model.select_state(st_a, index), fast.select_state(st_b, index)
+                x = x[index]
+            lp_a, st_a = model.step(st_a, x[:, t])
+            lp_b, st_b = fast.step(st_b, x[:, t])
+        assert _close(lp_a, lp_b), "fast_decoder() differs from step() at the end"
+
+
 def check_scorer_agrees(model: Generator, task: TinyTask) -> None:
     x = _probe_batch(task)
     src = _probe_sources(model, task, x.shape[0])
@@ -365,6 +388,7 @@ GENERATOR_CHECKS: dict[str, Callable[[Generator, TinyTask], None]] = {
     "batch_invariance": check_batch_invariance,
     "select_state": check_select_state,
     "scorer_agrees": check_scorer_agrees,
+    "fast_decoder": check_fast_decoder,
 }
 #: every check by name
 MODEL_CHECKS = {**SCORER_CHECKS, **GENERATOR_CHECKS}

@@ -65,6 +65,7 @@ class TrainConfig:
     device: str = "auto"  # auto, cpu, cuda or cuda:N
     dtype: str = "auto"  # auto (bf16 autocast on CUDA if supported), float32 or bfloat16
     compile: bool = False  # wrap the model in torch.compile
+    strategy: str = "ddp"  # under torchrun: ddp (whole model per process) or fsdp (sharded)
 
     def __post_init__(self) -> None:
         problems = _type_problems(self)
@@ -204,6 +205,8 @@ def _value_problems(c: TrainConfig) -> list[str]:
         p.append(f"dtype must be auto, float32 or bfloat16, not {c.dtype!r}")
     if not (c.device in ("auto", "cpu", "cuda") or c.device.startswith("cuda:")):
         p.append(f"device must be auto, cpu, cuda or cuda:N, not {c.device!r}")
+    if c.strategy not in ("ddp", "fsdp"):
+        p.append(f"strategy must be ddp or fsdp, not {c.strategy!r}")
     return p
 
 

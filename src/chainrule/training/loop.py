@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from chainrule.errors import ConfigError, TrainingError
+from chainrule.threads import ThreadMonitor
 from chainrule.training import checkpoint as ckpt_io
 from chainrule.training.build import (
     default_model_factory,
@@ -51,6 +52,7 @@ from chainrule.training.metrics import MetricsLog, plot_losses
 from chainrule.training.objectives import Objective, TrainBatch, default_objective
 from chainrule.training.optim import get_lr, make_optimizer
 from chainrule.training.result import TrainResult
+from chainrule.training.strategy import make_strategy
 
 log = logging.getLogger(__name__)
 ModelFactory = Callable[[TrainConfig, int, int | None, int | None], torch.nn.Module]
@@ -66,6 +68,7 @@ class _Run:
         self.cfg, self.out_dir, self.tokenizer = cfg, out_dir, tokenizer
         self.on_evaluate = on_evaluate
         self.dist, self.device = dist, device
+        self.strategy = make_strategy(cfg.strategy, dist, device)  # ddp or fsdp (torchrun)
         self.progress = progress and dist.is_main and sys.stderr.isatty()  # the bar
         self.log_lines = progress and dist.is_main and not self.progress  # no terminal: log
         gas = cfg.gradient_accumulation_steps
@@ -78,7 +81,7 @@ class _Run:
         seed_everything(cfg.seed)
         bos = getattr(tokenizer, "bos_id", None)
         eos = getattr(tokenizer, "eos_id", None)
-        self.raw = factory(cfg, vocab_size, bos, eos).to(device)
+        self.raw = self.strategy.place(factory(cfg, vocab_size, bos, eos))
         if tokenizer is not None and hasattr(self.raw, "attach_tokenizer"):
             self.raw.attach_tokenizer(tokenizer)  # e.g. spellings for char-composed embeddings
         self.objective = objective or default_objective(self.raw)
@@ -108,15 +111,13 @@ class _Run:
             self._resume()
         elif dist.is_main and (out_dir / "metrics.jsonl").exists():
             (out_dir / "metrics.jsonl").unlink()
+        self.raw, self.optimizer = self.strategy.shard(  # FSDP: cut over the processes
+            self.raw, self.optimizer, lambda m: make_optimizer(m, cfg, device))
         self.model: torch.nn.Module = self.raw
         if cfg.compile:
             self.model = torch.compile(self.model)
         self.eval_model = self.model  # evaluation bypasses DDP's gradient hooks
-        if dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            ids = [device.index] if device.type == "cuda" else None
-            self.model = DDP(self.model, device_ids=ids)
+        self.model = self.strategy.wrap(self.model)
 
     def _token_samplers(self, cfg: TrainConfig, train_ids: np.ndarray,
                         val_ids: np.ndarray | None, gas: int, device: torch.device) -> None:
@@ -153,6 +154,8 @@ class _Run:
         carried = [self.carried.get(m) for m in self.micros] if self.recurrent else None
         every = gather_objects(
             [None if s is None else _to_cpu(s) for s in carried] if carried else None, self.dist)
+        # FSDP gathers the full weights and optimizer state to rank 0 (every rank takes part)
+        ckpt_files = self.strategy.for_checkpoint(self.raw, self.optimizer, self.step)
         if self.dist.is_main:
             state = {
                 "family": self.cfg.family,
@@ -165,10 +168,11 @@ class _Run:
                 "config": self.cfg.to_dict(),
             }
             carried_all = every if self.recurrent else None
+            model, optimizer = ckpt_files
             if carried_all is not None and any(c is None or any(s is None for s in c)
                                                for c in carried_all):
                 carried_all = None  # nothing carried yet (step 0): start afresh on resume
-            last = ckpt_io.save_checkpoint(self.out_dir, self.raw, self.optimizer,
+            last = ckpt_io.save_checkpoint(self.out_dir, model, optimizer,
                                            self.tokenizer, state, carried_all)
             if improved:
                 ckpt_io.publish_best(self.out_dir, last)
@@ -186,7 +190,7 @@ class _Run:
                 if b.reset or state is None:
                     state = self.raw.init_state(b.x.shape[0], self.device)
             sync = i == n_local - 1 or not self.dist.enabled
-            ctx = contextlib.nullcontext() if sync else self.model.no_sync()
+            ctx = contextlib.nullcontext() if sync else self.strategy.no_sync(self.model)
             with ctx:
                 with self.autocast:
                     out = self.objective.compute(self.model, _train_batch(b, state))
@@ -201,15 +205,37 @@ class _Run:
         self.optimizer.zero_grad(set_to_none=True)
         return total / n_local
 
+    def _tokens_seen(self) -> float | None:
+        """Training tokens handed out so far over all processes, when the sampler counts them
+        (``tokens_seen``: datasets whose batches vary, e.g. translation's target tokens); else
+        None, and throughput is steps x ``tokens_per_step``."""
+        seen = getattr(self.sampler, "tokens_seen", None)
+        if seen is None:
+            return None
+        return all_reduce_sum(torch.tensor(float(seen), device=self.device), self.dist).item()
+
+    def _interval_tokens(self, steps: int, since: float | None) -> tuple[float, float | None]:
+        """(tokens trained on in the last ``steps`` steps, the count to measure the next from)."""
+        seen = self._tokens_seen()
+        if seen is None or since is None:
+            return steps * self.cfg.tokens_per_step, seen
+        return seen - since, seen
+
     @torch.no_grad()
     def _estimate(self, sampler: EvalSampler, evaluation: int) -> float:
         self.model.eval()
         total = torch.zeros((), device=self.device)
-        for i in range(self.dist.rank, self.cfg.eval_iters, self.dist.world_size):
-            b = sampler.batch(evaluation, i)
+        n, W = self.cfg.eval_iters, self.dist.world_size
+        # sharded weights are gathered by every rank together: all run the same number of
+        # batches, a rank past the last one repeating a batch it does not count
+        rounds = -(-n // W) * W if self.strategy.lockstep else n
+        for i in range(self.dist.rank, rounds, W):
+            b = sampler.batch(evaluation, min(i, n - 1))
             state = self.raw.init_state(b.x.shape[0], self.device) if self.recurrent else None
             with self.autocast:
-                total += self.objective.loss(self.eval_model, _train_batch(b, state)).float()
+                loss = self.objective.loss(self.eval_model, _train_batch(b, state)).float()
+            if i < n:
+                total += loss
         self.model.train()
         return all_reduce_sum(total, self.dist).item() / self.cfg.eval_iters
 
@@ -244,8 +270,10 @@ class _Run:
         rec = {"step": self.step, "train_loss": tr, "lr": get_lr(self.step, cfg)}
         if va is not None:
             rec["val_loss"] = va
-        if self.on_evaluate is not None and self.dist.is_main:
-            rec.update(self.on_evaluate(self.raw, self.step) or {})
+        if self.on_evaluate is not None:
+            plain = self.strategy.full_model(self.raw, self.step)  # FSDP: gathered to rank 0
+            if self.dist.is_main:
+                rec.update(self.on_evaluate(plain, self.step) or {})
         self.metrics.write(rec)
         self._save(improved)
         self.last_saved = self.step
@@ -267,11 +295,14 @@ class _Run:
                    unit="it", dynamic_ncols=True, file=sys.stderr)
         pending: list[tuple[int, torch.Tensor]] = []
         interval_t0, interval_steps = time.perf_counter(), 0
-        train_time, train_steps = 0.0, 0
+        tok0 = self._tokens_seen()
+        train_time, train_steps, train_tokens = 0.0, 0, 0.0
         last_loss = math.nan
         final_val = math.nan
         stopped_early = False
         self.model.train()
+        # a guessed CPU thread count follows the machine's other work (chainrule.threads)
+        monitor = ThreadMonitor() if self.device.type == "cpu" else None
         try:
             while True:
                 at_eval = self.step % cfg.eval_interval == 0 or self.step >= cfg.max_iters
@@ -283,6 +314,8 @@ class _Run:
                     pending = []
                     train_time += time.perf_counter() - interval_t0
                     train_steps += interval_steps
+                    n_tok, tok0 = self._interval_tokens(interval_steps, tok0)
+                    train_tokens += n_tok
                     va, stop = self._evaluate(start, bar)
                     if va is not None:
                         final_val = va
@@ -306,11 +339,16 @@ class _Run:
                     dt = time.perf_counter() - interval_t0
                     train_time += dt
                     train_steps += interval_steps
-                    tok_s = interval_steps * cfg.tokens_per_step / max(dt, 1e-9)
+                    n_tok, tok0 = self._interval_tokens(interval_steps, tok0)
+                    train_tokens += n_tok
+                    tok_s = n_tok / max(dt, 1e-9)
                     self.metrics.write({
                         "step": self.step, "train_loss": sum(values) / len(values), "lr": lr,
-                        "tokens_per_s": tok_s, "ms_per_iter": 1000 * dt / interval_steps})
+                        "tokens_per_s": tok_s, "ms_per_iter": 1000 * dt / interval_steps,
+                        "threads": torch.get_num_threads()})
                     bar.set_postfix(loss=f"{values[-1]:.4f}", tok_s=f"{tok_s:,.0f}")
+                    if monitor is not None:
+                        monitor.revise()
                     interval_t0, interval_steps = time.perf_counter(), 0
         finally:
             bar.close()
@@ -327,7 +365,8 @@ class _Run:
             "stopped_early": stopped_early,
             "train_seconds": train_time,
             "ms_per_iter": 1000 * train_time / steps_timed,
-            "tokens_per_s": steps_timed * cfg.tokens_per_step / max(train_time, 1e-9),
+            "tokens_per_s": (train_tokens if train_steps and tok0 is not None else
+                             steps_timed * cfg.tokens_per_step) / max(train_time, 1e-9),
             "device": str(self.device),
             "world_size": self.dist.world_size,
         }
@@ -430,7 +469,8 @@ def train(
                                                       "config": config.to_dict()})
             if plot:
                 plot_losses(out_dir / "metrics.jsonl", out_dir / "loss.png")
-        return TrainResult(summary, out_dir, run.raw if dist.is_main else None, device)
+        return TrainResult(summary, out_dir, run.strategy.plain(run.raw) if dist.is_main
+                           else None, device)
     finally:
         shutdown(dist)
 
