@@ -144,6 +144,44 @@ def test_transformer_ed_is_built_from_the_decoder_only_blocks():
     assert [type(b) for b in model.dec] == [DecoderBlock] and issubclass(DecoderBlock, Block)
 
 
+def test_transformer_ed_initialisations():
+    """gpt2: N(0, 0.02), residual projections N(0, 0.02 / sqrt(2 * depth)); xavier:
+    Glorot-uniform in the blocks (|w| <= sqrt(6 / (fan_in + fan_out)), std = bound / sqrt(3));
+    the embeddings are N(0, 0.02) in both."""
+    kw = {"n_layer": 2, "n_dec_layer": 2, "n_head": 4, "n_embd": 64, "n_inner": 128}
+    gpt2 = _tiny("transformer-ed", **kw)
+    w = gpt2.enc[0].attn.c_proj.weight
+    assert w.std().item() == pytest.approx(0.02 / math.sqrt(8), rel=0.1)
+    assert gpt2.dec[1].cross.c_q.weight.std().item() == pytest.approx(0.02, rel=0.1)
+    xav = _tiny("transformer-ed", init="xavier", **kw)
+    for lin in (xav.enc[0].attn.c_proj, xav.dec[1].cross.c_kv, xav.dec[0].mlp.c_fc):
+        out_f, in_f = lin.weight.shape
+        bound = math.sqrt(6 / (in_f + out_f))
+        assert lin.weight.abs().max().item() <= bound
+        assert lin.weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.1)
+    assert xav.src_emb.weight.std().item() == pytest.approx(0.02, rel=0.1)
+    with pytest.raises(ConfigError, match="init must be one of gpt2, xavier"):
+        _tiny("transformer-ed", init="kaiming", **kw)
+
+
+def test_scaled_embeddings_equal_embeddings_multiplied_by_sqrt_d():
+    kw = {"n_layer": 1, "n_head": 2, "n_embd": 16, "tie_weights": False, "dropout": 0.0,
+          "max_len": 16}
+    scaled = _tiny("transformer-ed", scale_embeddings=True, **kw).eval()
+    plain = _tiny("transformer-ed", **kw).eval()
+    state = scaled.state_dict()
+    for name in ("src_emb.weight", "tgt_emb.weight"):
+        state[name] = state[name] * 4.0  # sqrt(16)
+    plain.load_state_dict(state)
+    x = torch.tensor([[0, 3, 4, 5]])
+    src = torch.tensor([[6, 7, 8, 1]])
+    from chainrule.models.base import Source
+
+    source = Source(src, torch.tensor([4]))
+    assert torch.allclose(scaled(x, None, source=source)[0], plain(x, None, source=source)[0],
+                          atol=1e-5)
+
+
 def test_joint_or_separate_vocabularies():
     from chainrule.training.config import make_config
     from chainrule.training.translation import train_tokenizers
@@ -311,3 +349,30 @@ def test_a_translation_run_starts_over_only_with_overwrite(trained, tmp_path, ca
     assert (d / "source_tokenizer.json").exists()  # written after the old run was removed
     records = (d / "metrics.jsonl").read_text().splitlines()
     assert max(json.loads(r)["step"] for r in records) == 2
+
+
+def test_the_loop_measures_target_tokens_per_second_of_translation(tmp_path):
+    """tokens_per_s counts the predicted target tokens of the batches trained on (eos in,
+    padding out), not batch_size x block_size: with one batch of every pair per step, the
+    tokens of a step are the sum over the pairs of (target tokens + 1)."""
+    from chainrule.tokenizers import train_tokenizer
+    from chainrule.training.config import make_config
+    from chainrule.training.translation import train_translation
+
+    torch.set_num_threads(1)
+    pairs = list(zip(SRC[:6], TGT[:6]))
+    tok = train_tokenizer("char", TGT + SRC)
+    per_step = sum(len(tok.encode(t)) + 1 for _, t in pairs)
+    cfg = make_config("seq2seq", None, {"n_embd": 8, "n_hidden": 8, "max_len": 24,
+                                        "max_iters": 4, "batch_size": 6, "log_interval": 2,
+                                        "eval_interval": 4, "eval_iters": 1, "device": "cpu"})
+    assert per_step != cfg.tokens_per_step
+    summary = train_translation(cfg, pairs, None, tmp_path / "m", tokenizer=tok,
+                                source_tokenizer=tok, progress=False, plot=False)
+    logged = [json.loads(r) for r in (tmp_path / "m" / "metrics.jsonl").read_text().splitlines()]
+    speeds = [r for r in logged if "tokens_per_s" in r]
+    assert len(speeds) == 2
+    for r in speeds:
+        assert r["tokens_per_s"] * r["ms_per_iter"] / 1000 == pytest.approx(per_step)
+    assert summary["tokens_per_s"] * summary["ms_per_iter"] / 1000 == pytest.approx(per_step)
+    assert summary["target_tokens_per_s"] == summary["tokens_per_s"]

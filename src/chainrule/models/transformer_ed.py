@@ -29,6 +29,8 @@ from chainrule.models.gpt import Block
 from chainrule.models.layers import make_norm
 from chainrule.models.neural import register_neural_family
 
+INITS = ("gpt2", "xavier")
+
 
 @dataclass(frozen=True)
 class TransformerEDConfig(ConditionalConfig):
@@ -46,6 +48,8 @@ class TransformerEDConfig(ConditionalConfig):
     layer_norm_eps: float = 1e-5  # epsilon of every norm
     mlp: str = "gelu"  # "gelu" or "swiglu"
     tie_weights: bool = True  # the output layer reuses the target embedding matrix
+    init: str = "gpt2"  # block matrices: "gpt2" N(0, 0.02) or "xavier" (Glorot uniform)
+    scale_embeddings: bool = False  # token embeddings times sqrt(n_embd) (Vaswani et al.)
 
     @property
     def n_kv_head(self) -> int:  # what Block reads: plain multi-head attention
@@ -69,6 +73,8 @@ class TransformerEDConfig(ConditionalConfig):
             out.append(f"norm must be 'layernorm' or 'rmsnorm', got {self.norm!r}.")
         if self.mlp not in ("gelu", "swiglu"):
             out.append(f"mlp must be 'gelu' or 'swiglu', got {self.mlp!r}.")
+        if self.init not in INITS:
+            out.append(f"init must be one of {', '.join(INITS)}, got {self.init!r}.")
         return out
 
 
@@ -151,11 +157,24 @@ class TransformerED(EncoderDecoder):
         if cfg.tie_weights:
             self.lm_head.weight = self.tgt_emb.weight
             self.tied_parameters = (("lm_head.weight", "tgt_emb.weight"),)
-        for m in self.modules():  # GPT-2's initialisation
+        self._init_weights(cfg)
+        self.emb_scale = math.sqrt(C) if cfg.scale_embeddings else 1.0
+
+    def _init_weights(self, cfg: TransformerEDConfig) -> None:
+        """Embeddings N(0, 0.02) and zero biases; the blocks' matrices GPT-2's N(0, 0.02) with
+        residual projections scaled by 1/sqrt(2 * depth) (``init="gpt2"``), or Glorot-uniform as
+        ``torch.nn.Transformer`` does (``init="xavier"``)."""
+        for m in self.modules():
             if isinstance(m, nn.Linear | nn.Embedding):
                 nn.init.normal_(m.weight, mean=0.0, std=0.02)
             if isinstance(m, nn.Linear) and m.bias is not None:
                 nn.init.zeros_(m.bias)
+        if cfg.init == "xavier":
+            for stack in (self.enc, self.dec):
+                for m in stack.modules():
+                    if isinstance(m, nn.Linear):
+                        nn.init.xavier_uniform_(m.weight)
+            return
         depth = cfg.n_layer + cfg.decoder_layers
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
@@ -163,7 +182,8 @@ class TransformerED(EncoderDecoder):
 
     def encode(self, ids, lengths, mask) -> Memory:
         S = ids.shape[1]
-        x = self.drop(self.src_emb(ids) + self.src_pos(torch.arange(S, device=ids.device)))
+        x = self.src_emb(ids) * self.emb_scale
+        x = self.drop(x + self.src_pos(torch.arange(S, device=ids.device)))
         keys = mask[:, None, None, :]  # (B, 1, 1, S): every query sees the real positions
         for block in self.enc:
             x = block(x, None, keys)
@@ -171,7 +191,7 @@ class TransformerED(EncoderDecoder):
         return Memory([b.cross.memory_kv(out) for b in self.dec], mask)
 
     def _embed(self, tokens: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.tgt_emb(tokens) + self.tgt_pos(pos))
+        return self.drop(self.tgt_emb(tokens) * self.emb_scale + self.tgt_pos(pos))
 
     def decode(self, tokens, memory):
         x = self._embed(tokens, torch.arange(tokens.shape[1], device=tokens.device))

@@ -185,5 +185,6 @@ FAMILY_SPECS: dict[str, FamilySpec] = {
         dropout=0.1, max_len=16)),
     "transformer-ed-post": FamilySpec("transformer-ed", partial(
         fit_on_tiny_task, "transformer-ed", lr=1e-2, n_layer=1, n_dec_layer=2, n_head=2,
-        n_embd=16, post_norm=True, tie_weights=False, max_len=16)),
+        n_embd=16, post_norm=True, tie_weights=False, init="xavier", scale_embeddings=True,
+        max_len=16)),
 }

@@ -111,6 +111,9 @@ class _BucketedRows:
         self.seed, self.device = seed, device
         self.per_epoch = max(1, len(data) // self.B)
         self._epoch: int | None = None
+        #: predicted target tokens (eos included, padding not) handed out so far; the loop's
+        #: ``tokens_per_s`` is measured from it
+        self.tokens_seen = 0
 
     def _batches(self, epoch: int) -> list[np.ndarray]:
         if self._epoch != epoch:
@@ -129,8 +132,9 @@ class _BucketedRows:
 
     def batch(self, step: int, micro: int) -> TrainBatch:
         epoch, k = divmod(step * self.micros + micro, self.per_epoch)
-        return self.data.collate([self.data.rows[i] for i in self._batches(epoch)[k]],
-                                 self.device)
+        rows = [self.data.rows[i] for i in self._batches(epoch)[k]]
+        self.tokens_seen += sum(len(t) - 1 for _, t in rows)
+        return self.data.collate(rows, self.device)
 
 
 class _OrderedRows:
@@ -229,13 +233,12 @@ def train_translation(cfg: Any, train_pairs, val_pairs, out_dir: str | os.PathLi
                     model_factory=model_factory(source_tokenizer),
                     objective=TeacherForcedCE(cfg.model_settings()["label_smoothing"]),
                     progress=progress, plot=plot)
-    per_batch = data.target_tokens() / len(data) * min(cfg.batch_size, len(data))
     summary.update({
         "train_pairs": len(data), "filtered_pairs": dropped,
         "val_pairs": len(val) if val is not None else 0,
-        # the loop's ms_per_iter covers the steps of this call (a resumed run's too)
-        "target_tokens_per_s": (per_batch * cfg.gradient_accumulation_steps * 1000
-                                / max(summary["ms_per_iter"], 1e-9)),
+        # the loop counts the target tokens of the batches it trained on (ParallelData's
+        # sampler keeps the count), so its tokens_per_s is teacher-forced target tokens/s
+        "target_tokens_per_s": summary["tokens_per_s"],
     })
     return summary
 
