@@ -36,8 +36,16 @@ def register(sub) -> None:
     d.add_argument("--rungs", default=None,
                    help="comma-separated rungs (default: unigram,bigram,trigram,kn5,ffnn,lstm,gpt)")
     d.add_argument("--budget", default=None, metavar="STEPS|SECONDSs",
-                   help="per neural rung: training steps (300) or seconds (60s); default 40s, "
-                        "so the demo takes about 2.5 minutes")
+                   help="per neural rung: training steps (3000) or seconds (60s: the figures "
+                        "then depend on the machine's speed); default: the demo's step plan "
+                        "(the same numbers on every run; about 4 minutes on 2 cores)")
+    d.add_argument("--cap", type=float, default=None, metavar="SECONDS",
+                   help="with a step plan, the wall-time safety cap for the neural rungs "
+                        "together, shared in proportion to their planned steps: a rung that "
+                        "would pass its share stops early and the report says so (default: "
+                        "270; 0: none)")
+    d.add_argument("--seed", type=int, default=1337,
+                   help="seeds the neural rungs and the samples (default: %(default)s)")
     d.add_argument("--pairs", nargs="*", default=(), metavar="BLIMP.jsonl",
                    help="also score BLiMP-format minimal pairs with every rung")
     d.add_argument("--json", action="store_true", help="print one JSON object at the end")
@@ -45,7 +53,7 @@ def register(sub) -> None:
 
 
 def _ladder_options(p: argparse.ArgumentParser) -> None:
-    from chainrule.evaluation.ladder import ALL_RUNGS, DEFAULT_RUNGS
+    from chainrule.evaluation.ladder_config import ALL_RUNGS, DEFAULT_RUNGS
 
     p.add_argument("--rungs", default=",".join(DEFAULT_RUNGS),
                    help=f"comma-separated, from {','.join(ALL_RUNGS)} (default: %(default)s)")
@@ -55,6 +63,12 @@ def _ladder_options(p: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")
     p.add_argument("--set", action="append", default=[], metavar="FAMILY.KEY=VALUE",
                    help="override a neural setting, e.g. gpt.n_layer=4 or lstm.max_iters=3000")
+    p.add_argument("--checks", type=int, default=0, metavar="N",
+                   help="with a step budget: score the validation lines N times during each "
+                        "neural rung and keep the best checkpoint (default: 0, keep the last)")
+    p.add_argument("--cap", type=float, default=0.0, metavar="SECONDS",
+                   help="with --checks: a wall-time safety cap per neural rung; a rung that "
+                        "would pass it stops early and the report says so (default: none)")
     p.add_argument("--pretrained", default="", metavar="MODEL_DIR",
                    help="a model trained elsewhere (e.g. `chainrule pretrained get`) scored as "
                         "the 'pretrained' rung, added to --rungs; compare it per word and per "
@@ -161,7 +175,8 @@ def run_ladder_cmd(args: argparse.Namespace) -> int:
         vocab_from=args.vocab_from, stream=args.stream, lowercase=args.lowercase,
         word_mode=args.word_mode, neural_iters=steps, neural_seconds=seconds,
         neural_overrides=parse_sets(args.set), pairs=tuple(args.pairs),
-        sample_tokens=args.sample_tokens, seed=args.seed,
+        sample_tokens=args.sample_tokens, seed=args.seed, neural_checks=args.checks,
+        neural_cap_seconds=args.cap,
     )
     rc = _run_and_print(cfg, args.json)
     if rc == 0 and (args.suites or args.reading_times):
@@ -180,7 +195,7 @@ def _run_and_print(cfg, as_json: bool, header=None) -> int:
 
     from chainrule.cli._output import print_json, print_table
     from chainrule.evaluation.ladder import run_ladder
-    from chainrule.evaluation.ladder_report import protocol_text, table_rows, verdict
+    from chainrule.evaluation.ladder_report import order_text, protocol_text, table_rows, verdict
     from chainrule.fileio import hold_directory
 
     t0 = time.perf_counter()
@@ -200,7 +215,7 @@ def _run_and_print(cfg, as_json: bool, header=None) -> int:
     print_table(table_rows(results))
     print()
     print(textwrap.fill(protocol_text(data), width=100))
-    said = verdict(data, results)
+    said = " ".join(x for x in (order_text(results), verdict(data, results)) if x)
     if said:
         print()
         print(textwrap.fill(said, width=100))
@@ -214,18 +229,30 @@ def _run_and_print(cfg, as_json: bool, header=None) -> int:
     return 0
 
 
+def _training_text(cfg) -> str:
+    """How the demo's neural rungs train, in a few words."""
+    if cfg.neural_seconds:
+        return f"{cfg.neural_seconds:g} s of training per neural model"
+    neural = [r for r in cfg.rungs if r in cfg.neural_overrides]
+    steps = ", ".join(f"{r} {cfg.neural_overrides[r]['max_iters']:,}" for r in neural)
+    cap = (f", at most {cfg.neural_cap_seconds:g} s in all" if cfg.neural_cap_seconds
+           else "")
+    return (f"training steps {steps} on one thread, seed {cfg.seed}, the best of "
+            f"{cfg.neural_checks} validation checks kept{cap}") if neural else "n-grams only"
+
+
 def run_demo_cmd(args: argparse.Namespace) -> int:
     from chainrule.evaluation.demo import demo_config, show_tokenizers
 
     t0 = time.perf_counter()
     header = show_tokenizers(quiet=args.json)
     budget = parse_budget(args.budget, max_steps=20_000) if args.budget else None
+    extra = {} if args.cap is None else {"cap": args.cap}
     cfg = demo_config(args.output, rungs=_rungs(args.rungs) if args.rungs else None,
-                      budget=budget, pairs=tuple(args.pairs))
+                      budget=budget, pairs=tuple(args.pairs), seed=args.seed, **extra)
     if not args.json:
-        each = (f"{cfg.neural_seconds:g} s" if cfg.neural_seconds else f"{cfg.neural_iters} steps")
         print(f"\nThe model ladder on Tiny Shakespeare (word level, one vocabulary for all; "
-              f"{each} of training per neural model):", flush=True)
+              f"{_training_text(cfg)}):", flush=True)
     rc = _run_and_print(cfg, args.json, header=header)
     if not args.json:
         print(f"Demo finished in {time.perf_counter() - t0:.0f} s.")

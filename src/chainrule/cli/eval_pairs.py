@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+
+PROGRESS_FROM = 2_000  # sentences to score (over all models) before a progress bar shows
 
 
 def register(sub) -> None:
@@ -39,6 +42,7 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from chainrule.cli._output import print_json, print_table
+    from chainrule.cli._progress import counter
     from chainrule.evaluation.pairs import evaluate_pairs, write_pair_items
     from chainrule.evaluation.stimuli import model_names, unk_policy, unk_sentence
 
@@ -47,9 +51,22 @@ def run(args: argparse.Namespace) -> int:
 
         _pyplot()  # fail before the (slow) scoring if matplotlib is missing
     policy = unk_policy(args.unk)
-    report = evaluate_pairs(args.models, args.data, method=args.method,
-                            include_eos=not args.no_eos, allow_unk=policy == "score",
-                            scoring=args.scoring, names=model_names(args.models, args.name))
+    with contextlib.ExitStack() as stack:
+        bar: list = []  # opened once the pairs are read and counted
+
+        def on_read(n_pairs: int) -> None:
+            bar.append(stack.enter_context(counter(
+                2 * n_pairs * len(args.models), "scoring pairs", unit="sentences",
+                min_total=PROGRESS_FROM)))
+
+        def on_scored(n: int) -> None:
+            if bar and bar[0] is not None:
+                bar[0](n)
+
+        report = evaluate_pairs(args.models, args.data, method=args.method,
+                                include_eos=not args.no_eos, allow_unk=policy == "score",
+                                scoring=args.scoring, names=model_names(args.models, args.name),
+                                on_read=on_read, on_scored=on_scored)
     if args.items:
         write_pair_items(report, args.items)
     if args.plot:

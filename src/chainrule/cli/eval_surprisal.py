@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+PROGRESS_FROM = 2_000  # sentences to score (over all models) before a progress bar shows
+
 
 def register(sub) -> None:
     from chainrule.evaluation.stimuli import add_unk_arguments
@@ -45,6 +47,7 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from chainrule.cli._output import print_json
+    from chainrule.cli._progress import counter
     from chainrule.evaluation.stimuli import model_names, read_stimuli, unk_policy, unk_sentence
     from chainrule.evaluation.surprisal_table import surprisal_table, write_table
     from chainrule.evaluation.textscore import load_model_and_tokenizer, scoring_name
@@ -57,9 +60,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--wide needs --words (token segmentations differ between models).")
     stimuli = read_stimuli(args.data, column=args.column, context_column=args.context_column)
     loaded = [(n, *load_model_and_tokenizer(d, args.scoring)) for n, d in zip(names, args.models)]
-    table = surprisal_table(loaded, stimuli, words=args.words, eos=not args.no_eos,
-                            allow_unk=policy == "score",
-                            correct=not args.no_boundary_correction)
+    with counter(len(stimuli) * len(loaded), "scoring", unit="sentences",
+                 min_total=PROGRESS_FROM) as tick:
+        table = surprisal_table(loaded, stimuli, words=args.words, eos=not args.no_eos,
+                                allow_unk=policy == "score",
+                                correct=not args.no_boundary_correction, on_scored=tick)
     write_table(table, args.output, words=args.words, wide=args.wide)
     per_model = {}
     for n, model, _ in loaded:

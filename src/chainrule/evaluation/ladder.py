@@ -144,6 +144,9 @@ def _run_rung(rung: str, data: LadderData, pairs, log: Callable[[str], None]) ->
     res.train_seconds = time.perf_counter() - t0
     res.family = model.family
     res.steps, res.tokens_seen = info.get("steps"), info.get("tokens_seen")
+    res.best_step = info.get("best_step")
+    if info.get("note"):  # e.g. a step plan cut short by its time cap
+        res.notes = "; ".join(n for n in (res.notes, info["note"]) if n)
     res.parameters = int(model.num_parameters())
     if info.get("pretrained"):
         res.notes = ("pretrained elsewhere, not on this corpus; its own tokenizer, so compare "
@@ -151,6 +154,8 @@ def _run_rung(rung: str, data: LadderData, pairs, log: Callable[[str], None]) ->
     _evaluate(model, directory, data, res, pairs, info.get("tokenizer") or data.tokenizer)
     log(f"  {rung:<8} test perplexity {res.test_ppl:9.2f}   ({res.train_seconds:.1f} s"
         + (f", {res.steps:,} steps" if res.steps else "")
+        + (f", best at {res.best_step:,}" if res.best_step and res.best_step != res.steps
+           else "")
         + (f", {res.tokens_seen:,} tokens seen" if res.tokens_seen else "")
         + f", {res.parameters:,} parameters)")
     return res

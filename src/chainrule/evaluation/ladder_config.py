@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chainrule.errors import ConfigError
-from chainrule.evaluation.perplexity import PerplexityReport
+
+if TYPE_CHECKING:  # only an annotation: `chainrule --help` reads the rung names without torch
+    from chainrule.evaluation.perplexity import PerplexityReport
 
 ALL_RUNGS = ("uniform", "unigram", "bigram", "trigram", "kn5", "ffnn", "rnn", "lstm", "gpt",
              "pretrained")
@@ -43,6 +45,16 @@ class LadderConfig:
         neural_seconds: wall-time budget per neural rung (0: none); see
             :func:`chainrule.evaluation.ladder_rungs.train_within`.
         neural_overrides: ``family -> {key: value}`` over the ladder's neural defaults.
+        neural_checks: with a step budget, score the validation lines this many times during
+            each neural rung and keep the best checkpoint (0: train straight through and keep
+            the last); see :mod:`chainrule.evaluation.ladder_plan`.
+        neural_cap_seconds: with a step budget and checks, a wall-time safety cap per neural
+            rung (0: none): a rung that would pass it stops early and the report says so.
+        neural_cap_shared: the cap is for all the neural rungs together, each rung's share in
+            proportion to its planned steps (the demo's 5-minute budget).
+        neural_threads: PyTorch threads for the neural rungs (0: as set); the demo uses 1, so
+            its numbers do not depend on the machine (and a busy CPU runs small models
+            fastest on one thread).
         pairs: BLiMP-format JSONL files scored by every rung.
         sample_tokens: length of each rung's sample.
         seed: seeds tokenizer ties, neural training and the samples.
@@ -68,6 +80,10 @@ class LadderConfig:
     neural_iters: int = 1000
     neural_seconds: float = 0.0
     neural_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    neural_checks: int = 0
+    neural_cap_seconds: float = 0.0
+    neural_cap_shared: bool = False
+    neural_threads: int = 0
     pairs: tuple[str, ...] = ()
     sample_tokens: int = 30
     seed: int = 1337
@@ -98,6 +114,9 @@ class LadderConfig:
                             "(e.g. one made by `chainrule pretrained get`).")
         if self.neural_iters < 1:
             problems.append(f"neural_iters must be at least 1, got {self.neural_iters}.")
+        if self.neural_checks < 0 or self.neural_cap_seconds < 0 or self.neural_threads < 0:
+            problems.append("neural_checks, neural_cap_seconds and neural_threads must be 0 "
+                            "or more.")
         if problems:
             raise ConfigError(problems)
 
@@ -119,6 +138,7 @@ class RungResult:
     valid_ppl: float | None = None
     train_seconds: float | None = None  # wall time of training (budget checks, saving included)
     steps: int | None = None  # optimiser steps (neural rungs)
+    best_step: int | None = None  # the step of the checkpoint kept (step plans with checks)
     tokens_seen: int | None = None  # training tokens processed (n-grams: counted once each)
     parameters: int | None = None
     pairs_accuracy: float | None = None

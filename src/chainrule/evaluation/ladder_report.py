@@ -16,8 +16,8 @@ from chainrule.fileio import atomic_write_text, write_json
 
 CSV_COLUMNS = ["rung", "family", "status", "test_ppl", "test_ppl_excl_oov", "test_ppl_per_word",
                "test_bits_per_byte", "test_tokens", "test_oov", "valid_ppl", "train_seconds",
-               "steps", "tokens_seen", "parameters", "pairs_accuracy", "sample", "reason",
-               "notes"]
+               "steps", "best_step", "tokens_seen", "parameters", "pairs_accuracy", "sample",
+               "reason", "notes"]
 NGRAM_RUNGS = ("unigram", "bigram", "trigram", "kn5")
 
 
@@ -44,7 +44,8 @@ def table_rows(results: Sequence[RungResult]) -> list[dict[str, str]]:
             "bits/byte": _fmt(r.test_bits_per_byte, 3),
             "valid ppl": _fmt(r.valid_ppl),
             "train s": _fmt(r.train_seconds),
-            "steps": _fmt(r.steps),
+            "steps": _fmt(r.steps) + (f" (best {r.best_step:,})" if r.best_step and
+                                      r.best_step != r.steps else ""),
             "tokens seen": _fmt(r.tokens_seen),
             "params": _fmt(r.parameters),
             **({"pairs %": _fmt(None if r.pairs_accuracy is None else 100 * r.pairs_accuracy)}
@@ -79,6 +80,46 @@ def protocol_text(data: LadderData) -> str:
             f"({100 * data.unk_rate:.2f}%). OOV policy: {OOV_POLICY}. 'Per word' divides by the "
             "whitespace words plus one end per sequence, 'bits/byte' by the UTF-8 bytes plus "
             "one newline per sequence, so they compare across tokenizers.")
+
+
+# the lecture's ladder: each group is expected below every group before it (test perplexity)
+LECTURE_ORDER = (("unigram",), ("bigram",), ("trigram",), ("kn5",), ("ffnn",),
+                 ("rnn", "lstm", "gpt"))
+
+
+def out_of_order(results: Sequence[RungResult]) -> list[tuple[str, str]]:
+    """``(rung, earlier rung)`` for every rung whose test perplexity is not below that of
+    a rung of an earlier group of :data:`LECTURE_ORDER` (the feed-forward model only has to
+    match order-5 Kneser-Ney: at or below)."""
+    ppl = {r.rung: r.test_ppl for r in results if r.status == "ok" and r.test_ppl is not None}
+    wrong = []
+    for g, group in enumerate(LECTURE_ORDER):
+        for rung in (x for x in group if x in ppl):
+            for before in (x for grp in LECTURE_ORDER[:g] for x in grp if x in ppl):
+                tie_ok = rung == "ffnn" and before == "kn5"
+                if ppl[rung] > ppl[before] or (ppl[rung] == ppl[before] and not tie_ok):
+                    wrong.append((rung, before))
+    return wrong
+
+
+def order_text(results: Sequence[RungResult]) -> str:
+    """One sentence on the lecture's order (unigram > bigram > KN5 >= FFNN > RNN/LSTM/GPT):
+    in order, or which rungs are not, and those that a time cap cut short."""
+    ppl = {r.rung: r.test_ppl for r in results if r.status == "ok" and r.test_ppl is not None}
+    present = [x for grp in LECTURE_ORDER for x in grp if x in ppl]
+    if len(present) < 2:
+        return ""
+    wrong = out_of_order(results)
+    if not wrong:
+        return ("The ladder is in the lecture's order: " + ", ".join(
+            f"{x} {ppl[x]:.1f}" for x in sorted(present, key=lambda x: -ppl[x])) + ".")
+    cut = [r.rung for r in results if "safety cap" in (r.notes or "")]
+    above: dict[str, list[str]] = {}
+    for a, b in wrong:
+        above.setdefault(a, []).append(f"{b} {ppl[b]:.1f}")
+    return ("Out of the lecture's order: " + "; ".join(
+        f"{a} ({ppl[a]:.1f}) is not below {', '.join(bs)}" for a, bs in above.items()) + "."
+        + (f" Cut short by the time cap: {', '.join(cut)}." if cut else ""))
 
 
 def verdict(data: LadderData, results: Sequence[RungResult]) -> str:
@@ -151,7 +192,7 @@ def write_report(data: LadderData, results: Sequence[RungResult]) -> Path:
         _markdown_table(table_rows(results)),
         "",
     ]
-    said = verdict(data, results)
+    said = " ".join(x for x in (order_text(results), verdict(data, results)) if x)
     if said:
         md += [said, ""]
     md += [plot_note, "## Samples (temperature 1, from `<s>`)", ""]
@@ -182,4 +223,5 @@ def _grouped_notes(results) -> dict[str, list[str]]:
     return out
 
 
-__all__ = ["CSV_COLUMNS", "protocol_text", "table_rows", "verdict", "write_report"]
+__all__ = ["CSV_COLUMNS", "LECTURE_ORDER", "order_text", "out_of_order", "protocol_text",
+           "table_rows", "verdict", "write_report"]

@@ -96,9 +96,24 @@ def _neural(family: str) -> Callable:
             val_ids = None
         _fresh(directory)  # a fresh run each time (the ladder is not resumable)
         timed = cfg.neural_seconds > 0 and "max_iters" not in cfg.neural_overrides.get(family, {})
+        if cfg.neural_threads:  # the ladder restores the thread count after each rung
+            import torch
+
+            torch.set_num_threads(cfg.neural_threads)
         if timed:
             # the thread count train_within picks stays for this rung's evaluation too
             steps = train_within(family, data, train_ids, val_ids, directory, cfg.neural_seconds)
+        elif cfg.neural_checks:
+            from chainrule.evaluation.ladder_plan import train_planned
+
+            total, cap = tc.max_iters, _cap_share(family, data)
+            plan = train_planned(
+                family, data, train_ids, val_ids, directory,
+                lambda step: _train_config(family, data, total, max_iters=step), total,
+                checks=cfg.neural_checks, cap=cap)
+            return load_model(directory), directory, {
+                "steps": plan.steps, "tokens_seen": plan.steps * tc.tokens_per_step,
+                "best_step": plan.best_step, "note": plan.note(cap), "curve": plan.curve}
         else:
             summary = train(tc, train_ids, val_ids, directory, tokenizer=data.tokenizer,
                             progress=False, plot=False)
@@ -169,6 +184,17 @@ def train_within(family: str, data, train_ids: np.ndarray, val_ids: np.ndarray |
         overhead, per_step = run_to(step, threads)
         done = step
     return done
+
+
+def _cap_share(family: str, data) -> float:
+    """This rung's wall-time cap: the configured one, or with ``neural_cap_shared`` its share
+    of it in proportion to its planned steps among the ladder's neural rungs."""
+    cfg = data.config
+    if not cfg.neural_cap_shared or not cfg.neural_cap_seconds:
+        return cfg.neural_cap_seconds
+    steps = {r: _train_config(r, data, cfg.neural_iters).max_iters
+             for r in cfg.rungs if r in NEURAL_DEFAULTS}
+    return cfg.neural_cap_seconds * steps[family] / sum(steps.values())
 
 
 def _fresh(directory: Path) -> None:

@@ -84,15 +84,16 @@ def plot_perplexity_ladder(
     names: Sequence[str], perplexities: Sequence[float], path: str | os.PathLike, *,
     title: str = "Test perplexity per model", unit: str = "per token",
 ) -> Path:
-    """One bar per rung (log scale), labelled with its perplexity."""
+    """One bar per rung on a linear axis from 0, each labelled with its perplexity (a log
+    axis starting near the smallest bar hid the differences between the good rungs)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(names)), 4))
     bars = ax.bar(list(names), list(perplexities), color="#4c72b0")
-    ax.set_yscale("log")
+    ax.set_ylim(0, 1.12 * max(perplexities, default=1.0))
     for b, v in zip(bars, perplexities):
         ax.annotate(f"{v:.1f}", (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom",
-                    fontsize=8)
-    ax.set_ylabel(f"perplexity ({unit}, log scale)")
+                    fontsize=9)
+    ax.set_ylabel(f"perplexity ({unit}; lower is better)")
     ax.set_title(title)
     out = _save(fig, path)
     plt.close(fig)
