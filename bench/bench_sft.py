@@ -15,6 +15,9 @@ masked tokens of one example compared exactly, per-step training losses over the
 steps, step time.
 
     .venv/bin/python bench/bench_sft.py trl --steps 50
+
+Generalisation to held-out tasks (base vs full vs LoRA on SmolLM2-135M-Instruct, zero-shot
+through the prompting harness) is bench/bench_sft_generalise.py.
 """
 
 from __future__ import annotations

@@ -55,9 +55,21 @@ def register(sub) -> None:
         description="Turn a table (JSONL, CSV or TSV with columns task, input, output) into "
         "chats for `chainrule sft`, each row's user turn one of its task's instruction "
         "phrasings (a JSON file {task: [\"... {input} ...\", ...]}), and split by task: "
-        "OUT/held_in.jsonl (tune on these) and OUT/held_out.jsonl (tasks never tuned on).")
-    d.add_argument("table", metavar="TABLE")
-    d.add_argument("--instructions", required=True, metavar="PHRASINGS.json")
+        "OUT/held_in.jsonl (tune on these) and OUT/held_out.jsonl (tasks never tuned on). "
+        "With --tasks instead of TABLE the rows come from prompting tasks (`chainrule prompt "
+        "tasks`), each with the harness's zero-shot chat form as one phrasing.")
+    d.add_argument("table", nargs="?", metavar="TABLE")
+    d.add_argument("--instructions", metavar="PHRASINGS.json",
+                   help="phrasings per task (required with TABLE; extra ones with --tasks)")
+    d.add_argument("--tasks", metavar="NAMES",
+                   help="comma-separated prompting tasks (names or .toml files) instead of TABLE")
+    d.add_argument("--split", choices=("pool", "test", "all"), default="pool",
+                   help="with --tasks: the examples taken (default pool: the demonstration "
+                        "pool, so the harness's test sets stay unseen)")
+    d.add_argument("--per-task", type=int, metavar="N",
+                   help="with --tasks: keep a seeded random N rows of each task")
+    d.add_argument("--data-root", metavar="DIR",
+                   help="with --tasks: the shared data (default: $CHAINRULE_DATA or ../shared/data)")
     d.add_argument("-o", "--output", required=True, metavar="OUT")
     d.add_argument("--held-out-tasks", metavar="NAMES",
                    help="comma-separated tasks to hold out (default: a seeded quarter)")
@@ -157,11 +169,26 @@ def run_data(args: argparse.Namespace) -> int:
         read_table,
         write_chats,
     )
+    from chainrule.errors import ConfigError
 
+    if (args.table is None) == (args.tasks is None):
+        raise ConfigError("give either a TABLE or --tasks NAMES (prompting tasks), not "
+                          f"{'both' if args.table else 'neither'}.")
+    if args.table is not None and not args.instructions:
+        raise ConfigError("a TABLE needs --instructions PHRASINGS.json (each task's phrasings).")
+    phrasings = read_phrasings(args.instructions) if args.instructions else {}
+    if args.tasks is not None:
+        from chainrule.prompting.instruction_rows import tasks_table
+
+        rows, phrasings = tasks_table([t.strip() for t in args.tasks.split(",") if t.strip()],
+                                      split=args.split, per_task=args.per_task,
+                                      root=args.data_root, seed=args.seed, phrasings=phrasings)
+    else:
+        rows = read_table(args.table)
     held = [t.strip() for t in args.held_out_tasks.split(",")] if args.held_out_tasks else None
     held_in, held_out, report = build_instruction_data(
-        read_table(args.table), read_phrasings(args.instructions), held_out_tasks=held,
-        held_out_fraction=args.held_out_fraction, seed=args.seed)
+        rows, phrasings, held_out_tasks=held, held_out_fraction=args.held_out_fraction,
+        seed=args.seed)
     out = Path(args.output)
     write_chats(out / "held_in.jsonl", held_in)
     write_chats(out / "held_out.jsonl", held_out)
