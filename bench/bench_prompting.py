@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from chainrule.models import load_model
@@ -68,6 +69,43 @@ def hf_answers(hf, builder: PromptBuilder, pool, test, shots: int, seed: int, bo
     return out
 
 
+def mc_cache_speedup(model, tok, name: str, root, limit: int, shots: list[int],
+                     seeds: int) -> dict:
+    """Multiple choice scored two ways in the same run: every prompt + choice rescored from
+    scratch, and each prompt encoded once with its choices fed as continuations of its cached
+    state (``prefix_cache``). The order alternates per condition; log-probs must agree."""
+    from chainrule.prompting.harness import run_condition
+
+    task = load_task(name)
+    pool, test = split_examples(task, task_examples(task, root))
+    test = subsample(test, limit)
+    builder = PromptBuilder(task, tok, "plain", None, model.bos_id)
+    times = {False: 0.0, True: 0.0}
+    worst, same, n, acc = 0.0, 0, 0, {}
+    conditions = [(k, s) for k in shots for s in range(1 if k == 0 else seeds)]
+    for j, (k, seed) in enumerate(conditions):
+        recs = {}
+        for cache in ((False, True) if j % 2 == 0 else (True, False)):
+            t0 = time.perf_counter()
+            recs[cache] = run_condition(model, builder, pool, test, k, seed, prefix_cache=cache)
+            times[cache] += time.perf_counter() - t0
+        for a, b in zip(recs[False], recs[True]):
+            worst = max(worst, max(abs(x - y) for x, y in zip(a.choice_logprobs,
+                                                                b.choice_logprobs)))
+            same += (a.prediction, a.correct_norm) == (b.prediction, b.correct_norm)
+            n += 1
+        acc.setdefault(k, []).append(sum(r.correct for r in recs[True]) / len(test))
+        print(f"{name} {k}-shot seed {seed}: scratch {times[False]:.1f} s, cached "
+              f"{times[True]:.1f} s so far; max |Δ log-prob| {worst:.1e}", flush=True)
+    res = {"task": name, "examples": len(test), "choices": len(task.choices_of(test[0])),
+           "seconds_scratch": times[False], "seconds_cached": times[True],
+           "speedup": times[False] / times[True], "max_abs_logprob_diff": worst,
+           "same_predictions": same / n, "acc": {k: float(np.mean(v)) for k, v in acc.items()},
+           "load": os.getloadavg()}
+    print(json.dumps(res), flush=True)
+    return res
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=1)
@@ -83,6 +121,8 @@ def main() -> int:
     ap.add_argument("--mt-formats", default="plain,chat")
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--out", default="/tmp/bench_prompting")
+    ap.add_argument("--mc-cache", metavar="TASK", help="only time multiple-choice TASK with and "
+                    "without the prompt cache (same run), then stop")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     shots = [int(s) for s in args.shots.split(",")]
@@ -98,6 +138,10 @@ def main() -> int:
     model, tok = load_model(model_dir), load_tokenizer(model_dir)
     entry = ModelEntry("smollm2-135m-instruct", model, tok, load_chat_template(model_dir))
     root = data_root(args.data_root)
+    if args.mc_cache:
+        res = mc_cache_speedup(model, tok, args.mc_cache, root, args.limit, shots, args.seeds)
+        (out / "mc_cache.json").write_text(json.dumps(res, indent=1))
+        return 0
     summary: dict = {"limit": args.limit, "seeds": args.seeds, "shots": shots, "tasks": {},
                      "load_start": os.getloadavg()}
 

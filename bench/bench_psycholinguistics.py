@@ -9,14 +9,17 @@ reading-time ΔLL per model, SmolLM2-135M-Instruct (``--smollm2``) added. Word-l
 ``<unk>`` (counted); punctuation is split off reading-time words for them.
 
 Part 2 (``--throughput``): ``eval surprisal``'s scorer (token surprisals, and boundary-corrected
-word surprisals) against minicons' ``IncrementalLMScorer`` on the same weights exported to
-Hugging Face format (``chainrule export hf``), on the SyntaxGym sentences (``--n`` of them),
-one thread each; the surprisals must agree to 1e-4 bits.
+word surprisals) against minicons' ``IncrementalLMScorer`` (batches of 32 in file order) on the
+same weights exported to Hugging Face format (``chainrule export hf``), one thread each, on
+``--n`` stimuli (the 1,000 SyntaxGym condition sentences, then BLiMP-dev pairs), interleaved
+``--chunk`` stimuli at a time with the order of the three rotating, so that load changes on a
+shared machine hit all three alike; the surprisals must agree to 1e-4 bits.
 
 Run by hand (never from tests):
 
     nice -n 10 .venv/bin/python bench/bench_psycholinguistics.py --ladder /tmp/ladder --smollm2
-    nice -n 10 .venv/bin/python bench/bench_psycholinguistics.py --throughput --n 500
+    nice -n 10 .venv/bin/python bench/bench_psycholinguistics.py --throughput --n 10000 \
+        --chunk 250
 """
 
 from __future__ import annotations
@@ -90,56 +93,91 @@ def psych_table(ladder: str | None, smollm2: bool) -> None:
               f"{s['unk_words']} / {unk_rt} |")
 
 
-def throughput(n: int, hf_dir: str | None) -> None:
+def throughput_stimuli(n: int) -> list[str]:
+    """n stimuli in a psycholinguist's order: the 1,000 SyntaxGym condition sentences (suite,
+    item, condition), then BLiMP-dev pairs (good and bad adjacent), an equal share of each
+    file in file order."""
+    from chainrule.evaluation.syntaxgym import condition_text, read_suite
+
+    sents = []
+    for p in sorted((SHARED / "syntaxgym").glob("*.json")):
+        for it in read_suite(p).items:
+            sents += [condition_text(r) for r in it["conditions"].values()]
+    files = sorted((SHARED / "blimp-dev").glob("*.jsonl"))
+    share = max(0, -(-(n - len(sents)) // (2 * len(files))))
+    for p in files:
+        rows = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+        for r in rows[:share]:
+            sents += [r["sentence_good"], r["sentence_bad"]]
+    return sents[:n]
+
+
+def throughput(n: int, hf_dir: str | None, chunk: int = 500) -> None:
+    """chainrule tokens, chainrule boundary-corrected words and minicons, interleaved chunk by
+    chunk (the order rotates) so that load changes hit all three alike."""
     import numpy as np
     import torch
 
     from chainrule.evaluation.stimuli import Stimulus
     from chainrule.evaluation.surprisal import sentence_surprisals
-    from chainrule.evaluation.syntaxgym import condition_text, read_suite
-    from chainrule.evaluation.word_surprisal import score_words
+    from chainrule.evaluation.word_surprisal import boundary_mask, score_words
     torch.set_num_threads(1)
-    sents = []
-    for p in sorted((SHARED / "syntaxgym").glob("*.json")):
-        for it in read_suite(p).items:
-            sents += [condition_text(r) for r in it["conditions"].values()]
-    sents = sents[:n]
+    sents = throughput_stimuli(n)
     src = smollm2_dir()
     if hf_dir is None:
         hf_dir = os.path.join(tempfile.gettempdir(), "chainrule-smollm2-hf")
         if not Path(hf_dir, "config.json").is_file():
-            subprocess.run([sys.executable, "-m", "chainrule", "export", "hf", str(src), "-o",
-                            hf_dir, "--force"], check=True)
+            cli = Path(sys.executable).with_name("chainrule")
+            subprocess.run([str(cli), "export", "hf", str(src), "-o", hf_dir, "--force"],
+                           check=True)
     model, tok = load(src)
-    t0 = time.perf_counter()
-    ours = sentence_surprisals(model, tok, sents, eos=False)
-    t_tok = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    score_words(model, tok, [Stimulus(s) for s in sents], eos=False)
-    t_word = time.perf_counter() - t0
-
+    mask = boundary_mask(tok, model)
     from minicons import scorer
 
     lm = scorer.IncrementalLMScorer(hf_dir, device="cpu")
-    t0 = time.perf_counter()
-    theirs = []
-    for i in range(0, len(sents), 32):
-        theirs += lm.token_score(sents[i:i + 32], surprisal=True, base_two=True,
-                                 bos_token=True)
-    t_mc = time.perf_counter() - t0
-    diffs = []
-    for a, b in zip(ours, theirs):
-        mine = np.array([t.surprisal_bits for t in a.tokens])
-        ref = np.array([s for _, s in b])
-        # minicons lists the BOS token itself first (surprisal 0); the rest must line up
-        assert len(ref) == len(mine) + 1 and ref[0] == 0, (len(mine), len(ref), a.text)
-        ref = ref[1:]
-        diffs.append(np.abs(mine - ref).max())
-    print(f"{len(sents)} stimuli, SmolLM2-135M on CPU, 1 thread; load {os.getloadavg()}")
+    times = {"tokens": 0.0, "words": 0.0, "minicons": 0.0}
+    diffs, done = [], 0
+
+    def ours_tokens(part):
+        return sentence_surprisals(model, tok, part, eos=False)
+
+    def ours_words(part):
+        return score_words(model, tok, [Stimulus(s) for s in part], eos=False, mask=mask)
+
+    def theirs(part):
+        out = []
+        for i in range(0, len(part), 32):
+            out += lm.token_score(part[i:i + 32], surprisal=True, base_two=True,
+                                  bos_token=True)
+        return out
+
+    runs = {"tokens": ours_tokens, "words": ours_words, "minicons": theirs}
+    names = list(runs)
+    for k, a in enumerate(range(0, len(sents), chunk)):
+        part = sents[a:a + chunk]
+        got = {}
+        for name in names[k % 3:] + names[:k % 3]:
+            t0 = time.perf_counter()
+            got[name] = runs[name](part)
+            times[name] += time.perf_counter() - t0
+        for mine, ref in zip(got["tokens"], got["minicons"]):
+            m = np.array([t.surprisal_bits for t in mine.tokens])
+            r = np.array([s for _, s in ref])
+            # minicons lists the BOS token itself first (surprisal 0); the rest must line up
+            assert len(r) == len(m) + 1 and r[0] == 0, (len(m), len(r), mine.text)
+            diffs.append(np.abs(m - r[1:]).max())
+        done += len(part)
+        print(f"{done} stimuli: chainrule tokens {times['tokens']:.1f} s, words "
+              f"{times['words']:.1f} s, minicons {times['minicons']:.1f} s; ratios "
+              f"{times['minicons'] / times['tokens']:.2f}x / "
+              f"{times['minicons'] / times['words']:.2f}x; max diff {max(diffs):.2e} bits; "
+              f"load {os.getloadavg()[0]:.1f}", flush=True)
+    print(f"{done} stimuli, SmolLM2-135M on CPU, 1 thread; load {os.getloadavg()}")
     print(f"max |surprisal difference| vs minicons: {max(diffs):.2e} bits")
-    print(f"chainrule tokens {t_tok:.1f} s, words (boundary-corrected) {t_word:.1f} s, "
-          f"minicons {t_mc:.1f} s; speed ratio (minicons / chainrule tokens) "
-          f"{t_mc / t_tok:.2f}x, (minicons / chainrule words) {t_mc / t_word:.2f}x")
+    print(f"chainrule tokens {times['tokens']:.1f} s, words (boundary-corrected) "
+          f"{times['words']:.1f} s, minicons {times['minicons']:.1f} s; speed ratio "
+          f"(minicons / chainrule tokens) {times['minicons'] / times['tokens']:.2f}x, "
+          f"(minicons / chainrule words) {times['minicons'] / times['words']:.2f}x")
 
 
 def ladder_throughput(ladder: str, n: int, rungs=("kn5", "lstm", "gpt")) -> None:
@@ -171,6 +209,7 @@ def main() -> None:
     ap.add_argument("--smollm2", action="store_true", help="add SmolLM2-135M to the table")
     ap.add_argument("--throughput", action="store_true")
     ap.add_argument("--n", type=int, default=500, help="stimuli for the throughput run")
+    ap.add_argument("--chunk", type=int, default=500, help="stimuli per interleaved chunk")
     ap.add_argument("--hf-dir", help="SmolLM2 already exported with `chainrule export hf`")
     ap.add_argument("--ladder-throughput", type=int, metavar="N",
                     help="time eval surprisal with kn5, lstm and gpt of --ladder on N stimuli")
@@ -181,7 +220,7 @@ def main() -> None:
     if args.ladder or args.smollm2:
         psych_table(args.ladder, args.smollm2)
     if args.throughput:
-        throughput(args.n, args.hf_dir)
+        throughput(args.n, args.hf_dir, args.chunk)
 
 
 if __name__ == "__main__":

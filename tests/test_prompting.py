@@ -333,3 +333,51 @@ def test_cli_bad_input_is_one_sentence(argv, message, pair_lm, tmp_path, capsys)
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
     assert err.count("\n") == 1
+
+
+def test_chat_text_outside_a_character_vocabulary_is_warned_about(char_model):
+    """The plain User:/Assistant: fallback on a model whose characters lack 'U', 's', ...:
+    one warning naming the characters, and none for the plain format."""
+    import warnings
+
+    from chainrule.prompting.evaluate import ChatUnknownWarning
+    from chainrule.tokenizers.chat import ChatTemplate
+
+    model, tok = char_model
+    exs = [{"q": "abc", "opts": ["a", "b"], "a": 0, "split": s} for s in ("pool", "test")]
+    entry = ModelEntry("char", model, tok, ChatTemplate("plain"))
+    with pytest.warns(ChatUnknownWarning, match=r"model 'char'.*'U'.*--format plain"):
+        evaluate_task([entry], mc_task(template="{q}"), exs, [0], 1, ("chat",))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ChatUnknownWarning)
+        evaluate_task([entry], mc_task(template="{q}"), exs, [0], 1, ("plain",))
+
+
+class _Copier:
+    """An ideal induction head: after token A, predict what followed A's previous occurrence."""
+
+    def __init__(self, vocab: int):
+        self.vocab = vocab
+
+    def logprobs(self, tokens):
+        out = torch.full((*tokens.shape, self.vocab), -30.0)
+        for b, row in enumerate(tokens.tolist()):
+            last = row[-1]
+            prev = [i for i in range(len(row) - 1) if row[i] == last]
+            if prev:
+                out[b, -1, row[prev[-1] + 1]] = 0.0
+        return out
+
+
+def test_few_shot_pairs_rises_with_demonstrations_for_a_copier():
+    from chainrule.prompting.induction import InductionConfig, few_shot_pairs
+
+    cfg = InductionConfig()
+    res = few_shot_pairs(_Copier(cfg.vocab + 2), cfg, shots=(0, 1, 4, 16), n=200)
+    # a copier answers exactly the queries whose pair was demonstrated: k / 16 of them
+    assert res["acc"] == res["in_context"]
+    assert res["acc"][0] == 0.0 and res["acc"][16] == 1.0
+    assert res["acc_in_context"][1] == res["acc_in_context"][4] == 1.0
+    assert res["in_context"][4] == pytest.approx(4 / 16, abs=0.08)
+    with pytest.raises(ConfigError, match="at most 16 demonstrations"):
+        few_shot_pairs(_Copier(cfg.vocab + 2), cfg, shots=(17,))

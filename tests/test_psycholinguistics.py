@@ -370,3 +370,59 @@ def test_input_columns_named_like_output_columns_are_kept(tmp_path):
     assert table.carried == ["input_word", "input_model"]
     assert [(r["input_word"], r["word"], r["model"]) for r in table.rows[:2]] == [
         ("cat", "the", "m"), ("cat", "cat", "m")]
+
+
+def test_cli_pairs_items_with_the_prefix_method(tmp_path, capsys):
+    """`eval pairs --method prefix --items`: the words, and log2 P(word | <s> prefix) in bits."""
+    from chainrule.cli import main
+    from chainrule.tokenizers.base import load_tokenizer
+
+    d = _char_model(tmp_path)
+    f = tmp_path / "p.jsonl"
+    rows_in = [("the", "cat", "ccat"), ("a", "dog", "dog")]
+    f.write_text("".join(json.dumps({
+        "sentence_good": f"{p} {g}", "sentence_bad": f"{p} {b}", "one_prefix_prefix": p,
+        "one_prefix_word_good": g, "one_prefix_word_bad": b}) + "\n" for p, g, b in rows_in))
+    items = tmp_path / "items.csv"
+    assert main(["eval", "pairs", str(d), "--data", str(f), "--method", "prefix",
+                 "--items", str(items)]) == 0
+    capsys.readouterr()
+    rows = list(csv.DictReader(items.open()))
+    assert [(r["sentence_good"], r["sentence_bad"]) for r in rows] == [("cat", "ccat"),
+                                                                       ("dog", "dog")]
+    model = UnigramModel.from_directory(d, json.loads((d / "config.json").read_text()))
+    tok = load_tokenizer(d / "tokenizer.json")
+
+    def bits(s):  # a unigram: the word's characters and the space before it (its boundary)
+        return float(sum(model.log_p_[i] for i in tok.encode(s))) / math.log(2)
+    assert float(rows[0]["logp_good_bits"]) == pytest.approx(bits(" cat"), abs=1e-5)
+    assert float(rows[0]["logp_bad_bits"]) == pytest.approx(bits(" ccat"), abs=1e-5)
+    assert float(rows[0]["diff_bits"]) == pytest.approx(-bits("c"), abs=1e-5)
+    assert (rows[0]["correct"], rows[0]["tie"]) == ("1", "0")
+    assert (rows[1]["correct"], rows[1]["tie"]) == ("0", "1")
+
+
+def test_unk_refusal_in_a_suite_names_the_item_and_condition(tmp_path):
+    from chainrule.errors import TokenizerError
+    from chainrule.tokenizers import train_tokenizer
+
+    text = "the cat sat on mat ."  # no "x" anywhere: "sat xx" becomes <unk>
+    tok = train_tokenizer("char", [text])
+    model = UnigramModel(tok.vocab_size, tok.bos_id, tok.eos_id).fit(
+        [[tok.bos_id, *tok.encode(text), tok.eos_id]])
+    suite = json.loads(_suite(tmp_path).read_text())
+    suite["items"].append({"item_number": 7, "conditions": [
+        {"condition_name": "good", "regions": [{"region_number": 1, "content": "the cat"},
+                                               {"region_number": 2, "content": "sat on"}]},
+        {"condition_name": "bad", "regions": [{"region_number": 1, "content": "the cat"},
+                                              {"region_number": 2, "content": "sat xx"}]}]})
+    p = tmp_path / "unk.json"
+    p.write_text(json.dumps(suite))
+    with pytest.raises(TokenizerError, match=r"unk\.json item 7, condition 'bad'"):
+        run_suite(model, tok, read_suite(p))
+    # a stimuli table names the item and condition columns too
+    with pytest.raises(TokenizerError, match=r"stimulus 2: item 4, condition 'ungrammatical'"):
+        score_words(model, tok, [Stimulus("the cat"),
+                                 Stimulus("sat xx", fields={"item": "4",
+                                                            "condition": "ungrammatical"})],
+                    allow_unk=False)

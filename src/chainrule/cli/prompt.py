@@ -46,6 +46,9 @@ def register(sub) -> None:
     e.add_argument("-o", "--out", default="prompt-results", metavar="DIR",
                    help="where the table, JSONL and plot go (default prompt-results)")
     e.add_argument("--device", default=None, help="cpu, cuda or cuda:N")
+    e.add_argument("--adapter", action="append", metavar="ADAPTER_DIR",
+                   help="also evaluate this LoRA adapter (`chainrule sft --lora`'s OUT/adapter) "
+                        "on the MODEL_DIR it was trained from, found by fingerprint; repeatable")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=run_eval)
 
@@ -104,15 +107,26 @@ def run_eval(args: argparse.Namespace) -> int:
     for d, name in zip(args.models, names):
         model, tok, template = _load(d, args.device)
         entries.append(ModelEntry(name, model, tok, template))
+    if args.adapter:
+        from chainrule.cli._adapters import adapter_entries
+
+        entries += adapter_entries(args.adapter, args.models, entries, args.device)
     formats = ("plain", "chat") if args.format == "both" else (args.format,)
 
     def progress(model, fmt, k, seed, scores):
         shown = ", ".join(f"{m}={v:.3g}" for m, v in scores.items())
         print(f"{model} {fmt} {k}-shot seed {seed}: {shown}", file=sys.stderr)
 
-    report = evaluate_task(entries, task, examples, shots, args.seeds, formats,
-                           limit=args.limit, batch_size=args.batch_size,
-                           progress=None if args.json else progress)
+    import warnings
+
+    from chainrule.cli.generate import _show_warning
+
+    with warnings.catch_warnings():  # one "warning: ..." line each (e.g. chat text -> <unk>)
+        warnings.simplefilter("always")
+        warnings.showwarning = _show_warning
+        report = evaluate_task(entries, task, examples, shots, args.seeds, formats,
+                               limit=args.limit, batch_size=args.batch_size,
+                               progress=None if args.json else progress)
     paths = write_report(report, args.out)
     if args.json:
         print_json({**report.to_json(), "files": {k: str(v) for k, v in paths.items()}})
@@ -155,6 +169,9 @@ def run_induction(args: argparse.Namespace) -> int:
         print(f"{name}: {r['parameters']:,} parameters, {r['seconds']:.0f} s; loss on repeated "
               f"tokens {r['repeated_first']:.2f} -> {r['repeated_last']:.2f} nats, on first "
               f"occurrences {r['fresh_last']:.2f} (uniform: {result['uniform_loss']:.2f})")
+        if "few_shot" in r:
+            acc = ", ".join(f"{k}: {v:.2f}" for k, v in r["few_shot"]["acc"].items())
+            print(f"  few-shot accuracy on held-out pairs by demonstrations: {acc}")
     if "head" in result:
         print(f"best prefix-matching head: {result['head']['label']}")
     print("wrote " + ", ".join(result["files"].values()))

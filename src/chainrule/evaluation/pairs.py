@@ -142,6 +142,7 @@ def score_pairs(
     method: str = "full",
     include_eos: bool = True,
     allow_unk: bool = False,
+    on_scored=None,
 ) -> PairScores:
     """Score every pair with one model.
 
@@ -152,6 +153,7 @@ def score_pairs(
         include_eos: (full method) include ``</s>`` in each sentence's log-probability.
         allow_unk: score ``<unk>`` as a token instead of refusing text the tokenizer cannot
             encode.
+        on_scored: called with the number of sentences just scored, two per pair (progress).
     Raises:
         ConfigError: unknown method, or the prefix method on pairs without prefix fields.
         TokenizerError: text the tokenizer cannot encode (names the characters or words).
@@ -164,7 +166,7 @@ def score_pairs(
             for text in (p.good, p.bad):
                 ids = encode_text(tokenizer, text, allow_unk=allow_unk, where=p.source)
                 seqs.append(frame(model, ids, eos=include_eos))
-        lp = [float(s.sum()) for s in score_sequences(model, seqs)]
+        lp = [float(s.sum()) for s in score_sequences(model, seqs, on_scored=on_scored)]
         return PairScores(list(pairs), lp[0::2], lp[1::2], method, _unks(tokenizer, seqs))
     missing = [p for p in pairs if p.prefix is None]
     if missing:
@@ -180,7 +182,7 @@ def score_pairs(
             ids = encode_text(tokenizer, text, allow_unk=allow_unk, where=p.source)
             seqs.append(frame(model, ids, eos=False))
             targets.append(_word_token_mask(tokenizer, text, ids, len(text) - len(str(word))))
-    scores = score_sequences(model, seqs)
+    scores = score_sequences(model, seqs, on_scored=on_scored)
     lp = [float(s[m].sum()) for s, m in zip(scores, targets)]
     return PairScores(list(pairs), lp[0::2], lp[1::2], method, _unks(tokenizer, seqs))
 
@@ -248,20 +250,26 @@ def evaluate_pairs(
     allow_unk: bool = False,
     scoring: str | None = None,
     names: Sequence[str] | None = None,
+    on_scored=None,
+    on_read=None,
 ) -> PairsReport:
     """Load each model directory and score all pairs of ``data`` with it (``scoring``: how
     masked models score, see :func:`chainrule.evaluation.textscore.set_scoring`; ``names``:
-    the models' names in the report, default their paths)."""
+    the models' names in the report, default their paths; ``on_read(n_pairs)`` is called once
+    the pairs are read and ``on_scored(n_sentences)`` as they are scored, two per pair and
+    model: progress)."""
     from chainrule.evaluation.textscore import load_model_and_tokenizer, scoring_name
 
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}.")
     pairs = read_pairs(data)
+    if on_read is not None:
+        on_read(len(pairs))
     report = PairsReport(method)
     for k, d in enumerate(model_dirs):
         model, tok = load_model_and_tokenizer(d, scoring)
         scores = score_pairs(model, tok, pairs, method=method, include_eos=include_eos,
-                             allow_unk=allow_unk)
+                             allow_unk=allow_unk, on_scored=on_scored)
         name = names[k] if names else _unique_name(str(d), report.models)
         report.models[name] = {**summarise(scores), "scoring": scoring_name(model),
                                "unk_tokens": scores.unk_tokens}

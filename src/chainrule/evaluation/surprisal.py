@@ -141,6 +141,7 @@ def sentence_surprisals(
     eos: bool = True,
     allow_unk: bool = True,
     start_id: int = 0,
+    on_scored=None,
 ) -> list[SentenceSurprisal]:
     """Token and word surprisals (bits) of each sentence, scored as ``<s> ... </s>``.
 
@@ -151,11 +152,13 @@ def sentence_surprisals(
         eos: also score ``</s>`` (reported as a separate row with ``is_eos``).
         allow_unk: score ``<unk>`` as a token (flagged by ``has_unk``) instead of refusing.
         start_id: the ``sentence_id`` of the first sentence.
+        on_scored: called with the number of sentences just scored (progress).
     """
     texts = [s.strip() for s in sentences]
     ids = [encode_text(tokenizer, t, allow_unk=allow_unk, where=f"sentence {i + start_id}")
            for i, t in enumerate(texts)]
-    scores = score_sequences(model, [frame(model, x, eos=eos) for x in ids])
+    scores = score_sequences(model, [frame(model, x, eos=eos) for x in ids],
+                             on_scored=on_scored)
     rule = _whitespace_rule(tokenizer)
     unk = tokenizer.unk_id
     out = []

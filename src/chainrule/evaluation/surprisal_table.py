@@ -46,8 +46,10 @@ def surprisal_table(
     eos: bool = True,
     allow_unk: bool = False,
     correct: bool = True,
+    on_scored=None,
 ) -> SurprisalTable:
-    """Score ``stimuli`` with each ``(name, model, tokenizer)`` and collect long rows."""
+    """Score ``stimuli`` with each ``(name, model, tokenizer)`` and collect long rows
+    (``on_scored``: called with the number of stimuli just scored by a model: progress)."""
     from chainrule.evaluation.surprisal import sentence_surprisals
     from chainrule.evaluation.word_surprisal import score_words
 
@@ -61,7 +63,7 @@ def surprisal_table(
     for name, model, tok in models:
         if words:
             scored = score_words(model, tok, stimuli, eos=eos, allow_unk=allow_unk,
-                                 correct=correct)
+                                 correct=correct, on_scored=on_scored)
             table.unk_words[name] = sum(w.has_unk for ws in scored for w in ws)
             table.corrected[name] = any(w.corrected for ws in scored for w in ws)
             for k, (s, ws) in enumerate(zip(stimuli, scored)):
@@ -77,7 +79,7 @@ def surprisal_table(
                 raise ConfigError("token rows (without --words) do not take a context column; "
                                   "add --words, or drop --context-column.")
             res = sentence_surprisals(model, tok, [s.text for s in stimuli], eos=eos,
-                                      allow_unk=allow_unk)
+                                      allow_unk=allow_unk, on_scored=on_scored)
             table.unk_words[name] = sum(w.has_unk for r in res for w in r.words)
             table.corrected[name] = False
             for k, (s, r) in enumerate(zip(stimuli, res)):

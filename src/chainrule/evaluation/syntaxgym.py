@@ -158,13 +158,15 @@ def run_suite(model, tokenizer, suite: Suite, *, name: str = "model", allow_unk:
     """Score every condition of every item and check every prediction."""
     from chainrule.evaluation.word_surprisal import score_words
 
-    keys, stimuli = [], []
+    keys, stimuli, where = [], [], []
     for i, it in enumerate(suite.items):
         for cond, regions in it["conditions"].items():
             keys.append((i, cond))
             stimuli.append(Stimulus(condition_text(regions)))
+            where.append(f"{Path(suite.path).name} item {it['item_number']}, condition "
+                         f"{cond!r}")
     scored = score_words(model, tokenizer, stimuli, eos=False, allow_unk=allow_unk,
-                         correct=correct_boundary, mask=mask)
+                         correct=correct_boundary, mask=mask, where=where)
     per_item: list[dict[str, dict[int, float]]] = [{} for _ in suite.items]
     unk = 0
     for (i, cond), words in zip(keys, scored):

@@ -80,6 +80,8 @@ def score_words(
     allow_unk: bool = True,
     correct: bool = True,
     mask: torch.Tensor | None = None,
+    on_scored=None,
+    where: Sequence[str] | None = None,
 ) -> list[list[Word]]:
     """Word surprisals (bits) of each stimulus, conditioned on ``<s>`` and its context.
 
@@ -90,21 +92,32 @@ def score_words(
         allow_unk: score ``<unk>`` (flagged by ``has_unk``) instead of refusing.
         correct: apply the boundary correction where it applies.
         mask: a precomputed :func:`boundary_mask` (saves decoding the vocabulary again).
+        on_scored: called with the number of stimuli just scored (progress).
+        where: a phrase per stimulus naming it in errors (default: ``stimulus N`` and its
+            ``item`` / ``condition`` fields when it has them).
     """
     fulls = [f"{s.context} {s.text}" if s.context else s.text for s in stimuli]
-    ids = [encode_text(tokenizer, t, allow_unk=allow_unk, where=f"stimulus {i + 1}")
-           for i, t in enumerate(fulls)]
+    where = list(where) if where is not None else [_where(i, s) for i, s in enumerate(stimuli)]
+    ids = [encode_text(tokenizer, t, allow_unk=allow_unk, where=w)
+           for w, t in zip(where, fulls)]
     framed = [frame(model, x, eos=eos) for x in ids]
     if correct and mask is None:
         mask = boundary_mask(tokenizer, model)
     if correct and mask is not None:
-        scored = score_with_mass(model, framed, mask)
+        scored = score_with_mass(model, framed, mask, on_scored=on_scored)
     else:
-        scored = [(lp, None) for lp in score_sequences(model, framed)]
+        scored = [(lp, None) for lp in score_sequences(model, framed, on_scored=on_scored)]
     rule = "previous" if getattr(tokenizer, "kind", "") == "bpe" else "next"
     unk = tokenizer.unk_id
     return [_words(s, full, x, lp, mass, tokenizer, rule, unk, eos)
             for s, full, x, (lp, mass) in zip(stimuli, fulls, ids, scored)]
+
+
+def _where(i: int, stim: Stimulus) -> str:
+    """``stimulus 3: item 2, condition 'ungrammatical'`` (the fields that name a stimulus)."""
+    named = [f"{k} {stim.fields[k]!r}" if k == "condition" else f"{k} {stim.fields[k]}"
+             for k in ("item", "condition") if k in stim.fields]
+    return f"stimulus {i + 1}" + (": " + ", ".join(named) if named else "")
 
 
 def _words(stim: Stimulus, full: str, x: list[int], lp: np.ndarray, mass, tokenizer,

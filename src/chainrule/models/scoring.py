@@ -9,30 +9,48 @@ what a bounded-context model takes into windows (:func:`chainrule.models.windows
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from chainrule.models.base import Scorer, as_source
 from chainrule.models.windows import window_spans
+
+if TYPE_CHECKING:
+    import torch
 
 # cap on the size of one (B, T, V) float32 log-prob tensor, in bytes
 _MAX_BATCH_BYTES = 256 * 2**20
 SCORE_WINDOW = 1024  # positions per call when a bounded-context model scores a long sequence
 
 
+def _no_grad(fn):
+    # torch.no_grad() as a decorator, with torch imported at the first call: a model that
+    # scores without torch (an n-gram model's compiled path) never imports it through here
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import torch
+
+        with torch.no_grad():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def _max_tokens_per_batch(model: Scorer) -> int:
     return max(64, _MAX_BATCH_BYTES // (4 * max(1, model.vocab_size)))
 
 
-@torch.no_grad()
+@_no_grad
 def score_sequences(
     model: Scorer,
     sequences: Sequence[Sequence[int]],
     *,
     sources: Sequence[Sequence[int]] | None = None,
     max_tokens: int | None = None,
+    on_scored: Callable[[int], None] | None = None,
 ) -> list[np.ndarray]:
     """Log-probability (nats) of every target of every framed sequence.
 
@@ -42,10 +60,14 @@ def score_sequences(
         sources: for a conditional model, one source id list per sequence.
         max_tokens: cap on B*T per forward pass (default: sized so the (B, T, V) log-prob
             tensor stays under 256 MiB).
+        on_scored: called with the number of sequences just scored, after every batch (a
+            progress bar's counter).
     Returns:
         for each sequence, a float64 array of length ``len(seq) - 1``:
         ``out[t] = log P(seq[t+1] | seq[:t+1])`` (given its source).
     """
+    import torch
+
     model.check_source(sources is not None)
     max_tokens = max_tokens or _max_tokens_per_batch(model)
     out: list[np.ndarray | None] = [None] * len(sequences)
@@ -65,15 +87,19 @@ def score_sequences(
         lp = model.token_logprobs(x.to(model.device), lengths, src).double().cpu().numpy()
         for r, i in enumerate(batch):
             out[i] = lp[r, : len(sequences[i]) - 1].copy()
+        done(len(batch))
         batch.clear()
 
+    done = on_scored or (lambda n: None)
     for i in order:
         seq = sequences[i]
         if len(seq) < 2:
             out[i] = np.zeros(0)
+            done(1)
             continue
         if window is not None and len(seq) - 1 > window:
             out[i] = _score_long(model, seq, window, _sources(model, sources, [i]))
+            done(1)
             continue
         if batch and (len(batch) + 1) * len(seq) > max_tokens:
             flush()
@@ -82,13 +108,14 @@ def score_sequences(
     return [o if o is not None else np.zeros(0) for o in out]
 
 
-@torch.no_grad()
+@_no_grad
 def score_with_mass(
     model: Scorer,
     sequences: Sequence[Sequence[int]],
     mask: torch.Tensor,
     *,
     max_tokens: int | None = None,
+    on_scored: Callable[[int], None] | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Like :func:`score_sequences` for a left-to-right model (one with ``logprobs``), plus the
     log of the total probability of a set of tokens after every prefix.
@@ -97,11 +124,14 @@ def score_with_mass(
         model: a model with ``logprobs`` (a Generator).
         sequences: id lists, each starting with ``bos``.
         mask: BoolTensor (V,), the token set (e.g. every token that begins a word).
+        on_scored: as in :func:`score_sequences`.
     Returns:
         for each sequence ``(lp, mass)``: ``lp`` as in :func:`score_sequences` (length
         ``len(seq) - 1``) and ``mass[t] = log sum_{v in mask} P(v | seq[:t+1])`` (length
         ``len(seq)``: it includes the distribution after the last id).
     """
+    import torch
+
     max_tokens = max_tokens or _max_tokens_per_batch(model)
     mask = mask.to(model.device)
     limit = _window(model)
@@ -110,6 +140,8 @@ def score_with_mass(
     batch: list[int] = []
 
     def run(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        if hasattr(model, "scoring_hidden") and hasattr(model, "head"):
+            return _fused_mass(model, x, mask)
         lp = model.logprobs(x)
         tgt = lp[:, :-1].gather(-1, x[:, 1:, None]).squeeze(-1)
         # total probability of the set as one matrix-vector product (no (B, T, |set|) copy)
@@ -127,7 +159,10 @@ def score_with_mass(
         for r, i in enumerate(batch):
             n = len(sequences[i])
             out[i] = (tgt[r, : n - 1].copy(), mass[r, :n].copy())
+        done(len(batch))
         batch.clear()
+
+    done = on_scored or (lambda n: None)
 
     for i in order:
         seq = sequences[i]
@@ -143,12 +178,41 @@ def score_with_mass(
                 stop = min(end, n - 1)
                 lp[first:stop] = t[0, first - begin:stop - begin]
             out[i] = (lp, mass)
+            done(1)
             continue
         if batch and (len(batch) + 1) * len(seq) > max_tokens:
             flush()
         batch.append(i)
     flush()
     return out
+
+
+_MASS_CHUNK_FLOATS = 1 << 22  # logits held at once by _fused_mass (16 MiB of float32)
+
+
+def _fused_mass(model, x: torch.Tensor, mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Target log-probs and set mass of a neural model (``scoring_hidden`` + ``head``) from
+    chunks of logits: one exp per logit, no (B, T, V) log-softmax held in memory."""
+    import torch
+
+    with model.inference():
+        h = model.scoring_hidden(x)
+        B, T = x.shape
+        maskf = mask.to(device=h.device, dtype=torch.float32)
+        step = max(1, _MASS_CHUNK_FLOATS // (B * model.vocab_size))
+        tgt, mass = torch.zeros(B, T - 1), torch.zeros(B, T)
+        for a in range(0, T, step):
+            logits = model.head(h[:, a : a + step]).float()  # (B, c, V)
+            top = logits.amax(-1, keepdim=True)
+            e = (logits - top).exp_()
+            total = e.sum(-1)
+            lse = total.log() + top[..., 0]
+            mass[:, a : a + step] = ((e @ maskf).clamp_min(1e-45) / total).log().cpu()
+            b = min(a + step, T - 1)
+            if b > a:
+                gold = logits[:, : b - a].gather(-1, x[:, a + 1 : b + 1, None]).squeeze(-1)
+                tgt[:, a:b] = (gold - lse[:, : b - a]).cpu()
+    return tgt.double().numpy(), mass.double().numpy()
 
 
 def _sources(model: Scorer, sources, rows: list[int]):
@@ -170,6 +234,8 @@ def _window(model: Scorer) -> int | None:
 
 def _score_long(model: Scorer, seq: Sequence[int], window: int, source) -> np.ndarray:
     """Windowed scoring of one sequence: ``window`` predicting positions per call."""
+    import torch
+
     n = len(seq) - 1  # predicting positions: input t predicts seq[t + 1]
     res = np.zeros(n)
     for begin, end, first in window_spans(n, window, window // 2):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from chainrule.prompting.harness import (
     PromptBuilder,
     Record,
     condition_scores,
+    plain_prompt,
     run_condition,
     split_examples,
 )
@@ -52,6 +54,30 @@ def subsample(test: Sequence[Any], limit: int | None, seed: int = 0) -> list[Any
         return list(test)
     pick = np.random.Generator(np.random.PCG64([seed, 31])).permutation(len(test))[:limit]
     return [test[i] for i in sorted(pick)]
+
+
+class ChatUnknownWarning(UserWarning):
+    """The chat format's own text is not in a model's vocabulary and became ``<unk>``."""
+
+
+def _warn_chat_unknown(entry: ModelEntry, builder: PromptBuilder, example) -> None:
+    """Warn when the chat format adds ``<unk>`` that the plain prompt does not have (a
+    character vocabulary without ``U``, ``:``... turns the ``User:``/``Assistant:`` fallback
+    into ``<unk>``)."""
+    unk = getattr(entry.tokenizer, "unk_id", None)
+    if unk is None:
+        return
+    text = builder.text([], example)
+    plain = list(entry.tokenizer.encode(plain_prompt(builder.task, [], example)))
+    if builder.encode(text).count(unk) <= plain.count(unk):
+        return
+    from chainrule.tokenizers.base import unencodable
+
+    words, chars = unencodable(entry.tokenizer, text)
+    shown = ", ".join(repr(c) for c in (chars or words)[:8]) or "part of it"
+    warnings.warn(f"model {entry.name!r}: the chat format's own text ({shown}) is not in the "
+                  "model's vocabulary and becomes <unk>, so its chat-format scores mean little; "
+                  "use --format plain for this model.", ChatUnknownWarning, stacklevel=3)
 
 
 @dataclass
@@ -101,6 +127,8 @@ def evaluate_task(models: Sequence[ModelEntry], task: Task, examples: Sequence[d
         for fmt in formats:
             builder = PromptBuilder(task, entry.tokenizer, fmt, entry.chat_template,
                                     getattr(entry.model, "bos_id", None))
+            if fmt == "chat" and test:
+                _warn_chat_unknown(entry, builder, test[0])
             for k in shots:
                 per_seed = []
                 for seed in range(1 if k == 0 else seeds):

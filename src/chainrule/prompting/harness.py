@@ -15,9 +15,11 @@ demonstrations and each example gets its own draw. Two prompt formats:
 and each demonstration's prompt as user turns, its answer as the assistant's turn, then the test
 prompt as the last user turn and the start of the assistant's answer.
 
-Multiple-choice tasks score every choice's log-probability after the prompt in one batched call
-(:func:`chainrule.decoding.scoring.score_continuations`, which runs the one batched scorer);
-generation tasks decode greedily in batches (:func:`chainrule.decoding.generate`) until a stop
+Multiple-choice tasks score every choice's log-probability after the prompt in one batched call:
+with a neural left-to-right model each distinct prompt is encoded once and its choices are fed
+as continuations of its cached state (:func:`chainrule.models.prefix_scoring.
+score_continuations_cached`), otherwise prompt + choice is rescored from scratch
+(:func:`chainrule.decoding.scoring.score_continuations`, the one batched scorer); generation tasks decode greedily in batches (:func:`chainrule.decoding.generate`) until a stop
 string or the end token.
 """
 
@@ -31,6 +33,11 @@ import numpy as np
 
 from chainrule.decoding import GenerationConfig, generate, score_continuations
 from chainrule.errors import ConfigError
+from chainrule.models.prefix_scoring import (
+    cached_pays,
+    can_share_prefixes,
+    score_continuations_cached,
+)
 from chainrule.prompting.metrics import generation_score, normalise, pick
 from chainrule.prompting.tasks import Task, render
 
@@ -175,14 +182,18 @@ class Record:
 
 
 def _mc(model, builder: PromptBuilder, prompts: list[str], items: list[Example],
-        max_tokens: int | None) -> list[tuple[list[float], int, int]]:
+        max_tokens: int | None, prefix_cache: bool | None = None
+        ) -> list[tuple[list[float], int, int]]:
     task = builder.task
     pairs, owners = [], []
     for r, (prompt, ex) in enumerate(zip(prompts, items)):
         for c in task.choices_of(ex):
             pairs.append(builder.continuation(prompt, c))
             owners.append(r)
-    scores = score_continuations(model, pairs, max_tokens=max_tokens)
+    if prefix_cache is None:  # auto: the prompt's state shared by its choices when that pays
+        prefix_cache = can_share_prefixes(model) and cached_pays(pairs)
+    scores = (score_continuations_cached(model, pairs) if prefix_cache
+              else score_continuations(model, pairs, max_tokens=max_tokens))
     out = []
     at = 0
     for ex in items:
@@ -210,8 +221,13 @@ def _generate(model, builder: PromptBuilder, prompts: list[str], batch_size: int
 
 def run_condition(model, builder: PromptBuilder, pool: Sequence[Example],
                   test: Sequence[Example], shots: int, seed: int, *, model_name: str = "model",
-                  batch_size: int = 16, max_tokens: int | None = None) -> list[Record]:
-    """Answer every test example with ``shots`` demonstrations drawn with ``seed``."""
+                  batch_size: int = 16, max_tokens: int | None = None,
+                  prefix_cache: bool | None = None) -> list[Record]:
+    """Answer every test example with ``shots`` demonstrations drawn with ``seed``.
+
+    ``prefix_cache`` (multiple choice): encode each prompt once and score its choices as
+    continuations of its cached state (True), rescore prompt + choice from scratch (False),
+    or choose by the estimated cost (None)."""
     task = builder.task
     demos = [sample_demos(task, pool, ex, shots, seed, i) for i, ex in enumerate(test)]
     prompts = [builder.text(d, ex) for d, ex in zip(demos, test)]
@@ -219,7 +235,7 @@ def run_condition(model, builder: PromptBuilder, pool: Sequence[Example],
     base = {"model": model_name, "task": task.name, "format": builder.fmt, "shots": shots,
             "seed": seed}
     if task.kind == "multiple_choice":
-        res = _mc(model, builder, prompts, list(test), max_tokens)
+        res = _mc(model, builder, prompts, list(test), max_tokens, prefix_cache)
         return [Record(**base, index=i, prompt=p, gold=g,
                        prediction=task.choices_of(ex)[a], correct=task.choices_of(ex)[a] == g,
                        correct_norm=task.choices_of(ex)[an] == g, choice_logprobs=lp)

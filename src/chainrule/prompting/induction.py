@@ -263,6 +263,8 @@ def run_induction_study(out: Path, cfg: InductionConfig | None = None,
             "repeated_first": c["repeated"][0], "repeated_last": c["repeated"][-1],
             "fresh_last": c["fresh"][-1], "curve": c,
             "phase_change_step": phase_change_step(c),
+            "few_shot": few_shot_pairs(runs[k]["model"], cfg, _fitting_shots(cfg),
+                                       n_pairs=min(16, cfg.vocab // 2)),
         }
     files = {"json": str(out / "induction.json")}
     head = None
@@ -281,6 +283,55 @@ def run_induction_study(out: Path, cfg: InductionConfig | None = None,
     return result
 
 
+def _fitting_shots(cfg: InductionConfig) -> list[int]:
+    """0, 1, 2, 4, ... demonstrations, as many as fit the relation and the sequence length."""
+    top = min(16, cfg.vocab // 2, (cfg.seq_len - 1) // 2)
+    return [0] + [2 ** i for i in range(5) if 2 ** i <= top]
+
+
+@torch.no_grad()
+def few_shot_pairs(model, cfg: InductionConfig, shots: Sequence[int] = (0, 1, 2, 4, 8, 16),
+                   n: int = 256, n_pairs: int = 16) -> dict[str, dict[int, float]]:
+    """Few-shot accuracy on a relation of held-out pairs.
+
+    A relation of ``n_pairs`` pairs (x -> y, 2 * n_pairs distinct random tokens, drawn with a
+    seed that training never uses) is demonstrated ``k`` pairs at a time, without replacement, as ``x1 y1 x2 y2
+    ... xk yk xq``; the model's most likely next token must be ``yq`` for a query ``xq`` drawn
+    from the whole relation. Only copying from the context can answer (nothing about the
+    relation is in the weights), so a perfect copier scores ``k / n_pairs``: accuracy rises
+    with the number of demonstrations as the query's pair becomes likelier to be among them.
+
+    Returns:
+        ``{"acc": {k: ...}, "acc_in_context": {k: ...}, "in_context": {k: ...}}``: accuracy
+        over all queries, accuracy over the queries whose pair was demonstrated (the copy
+        accuracy; NaN when none was), and the fraction of those queries.
+    """
+    if max(shots) > n_pairs or 2 * max(shots) + 1 > cfg.seq_len or 2 * n_pairs > cfg.vocab:
+        raise ConfigError(f"at most {min(n_pairs, (cfg.seq_len - 1) // 2)} demonstrations fit "
+                          f"(a relation of {n_pairs} pairs, sequences of {cfg.seq_len} tokens).")
+    rng = np.random.Generator(np.random.PCG64([cfg.seed, 4242]))
+    # sources and targets all distinct: a query's token occurs only where its pair is shown
+    src, tgt = rng.choice(np.arange(2, cfg.vocab + 2), size=(2, n_pairs), replace=False)
+    out: dict[str, dict[int, float]] = {"acc": {}, "acc_in_context": {}, "in_context": {}}
+    for k in shots:
+        rows, gold, seen = [], [], []
+        for _ in range(n):
+            demos = rng.permutation(n_pairs)[:k]
+            q = int(rng.integers(n_pairs))
+            rows.append([t for i in demos for t in (src[i], tgt[i])] + [src[q]])
+            gold.append(tgt[q])
+            seen.append(q in set(demos.tolist()))
+        tokens = torch.as_tensor(np.array(rows), dtype=torch.long)
+        lp = model.logprobs(tokens)[:, -1].float().cpu()
+        lp[:, :2] = -torch.inf  # BOS / EOS are never answers
+        hit = (lp.argmax(-1).numpy() == np.array(gold))
+        seen_a = np.array(seen)
+        out["acc"][k] = float(hit.mean())
+        out["in_context"][k] = float(seen_a.mean())
+        out["acc_in_context"][k] = float(hit[seen_a].mean()) if seen_a.any() else float("nan")
+    return out
+
+
 def phase_change_step(curve: dict[str, list[float]]) -> int | None:
     """The evaluation step at which the repeated-token loss fell fastest (None: too few)."""
     r = curve["repeated"]
@@ -290,6 +341,6 @@ def phase_change_step(curve: dict[str, list[float]]) -> int | None:
     return int(curve["step"][int(np.argmin(drops)) + 1])
 
 
-__all__ = ["InductionConfig", "RepeatedSegments", "best_head", "param_count",
+__all__ = ["InductionConfig", "RepeatedSegments", "best_head", "few_shot_pairs", "param_count",
            "phase_change_step", "prefix_matching", "repeated_batch", "run_induction_study",
            "split_losses", "train_one"]
