@@ -22,10 +22,11 @@ from chainrule.evaluation.ladder import DEFAULT_RUNGS, LadderConfig
 DEMO_WORDS = ["Shakespeare", "wherefore", "unkindness", "gentlemen", "thou"]
 DEMO_NEURAL_SECONDS = 40.0  # --budget 40s: the old wall-time budget per neural rung
 DEMO_MAX_STEPS = 20_000  # with a wall-time budget, only a fast machine reaches this
-# The step plan: optimiser steps per neural rung, sized for the 5-minute budget on a 2-core CPU
-# (bench/RESULTS.md, "Demo"): test perplexity FFNN 69.4 and GPT 66.5 below KN5 71.4; the LSTM
-# (76.9) is still out of the lecture's order.
-DEMO_PLAN = {"ffnn": 4000, "rnn": 4000, "lstm": 4000, "gpt": 8000}
+# The step plan: optimiser steps per neural rung, sized so that the neural rungs fit the cap below
+# on a quiet 2-core CPU at one thread (measured there: FFNN 36, LSTM 35, GPT 43 steps/s; ~230 s).
+# Twice this plan (FFNN and LSTM 4,000, GPT 8,000) gives FFNN 69.4 and GPT 66.5 below KN5 71.4
+# but needs ~9 minutes there (bench/RESULTS.md, "Demo").
+DEMO_PLAN = {"ffnn": 2000, "rnn": 2000, "lstm": 2000, "gpt": 5000}
 # settings over the ladder's NEURAL_DEFAULTS for the demo's plan
 # (LSTM, same plan: 2e-2 diverged from run to run, 5e-3 gave test perplexity 86.4, 1e-2 76.9;
 # dropout 0.3 or 0.5 were worse at 4,000 steps)
