@@ -13,6 +13,7 @@ import torch
 
 from _decoding_helpers import FAMILIES, TASK, chi2_sf, chi_square_pvalue, fitted
 from chainrule.decoding import GenerationConfig, generate
+from chainrule.testing.conformance import assert_lockstep
 
 PROMPTS = [[], [2, 3], [5, 6, 7, 8]]
 
@@ -219,20 +220,9 @@ def test_fast_decoders_agree_with_the_models_own_steps(family):
     if fast is None:
         pytest.skip(f"{family} has no fast decoder")
     g = torch.Generator().manual_seed(0)
-    x = torch.randint(2, TASK.vocab_size, (3, 20), generator=g)
-    x[:, 0] = TASK.bos_id
-    lengths = torch.tensor([1, 3, 2])
-    with torch.no_grad():
-        lp_a, st_a = model.start(x[:, :3], lengths)
-        lp_b, st_b = fast.start(x[:, :3], lengths)
-        for t in range(3, 20):  # long enough to slide the tiny GPT's window
-            assert torch.allclose(lp_a, lp_b, atol=1e-5), f"step {t}: fast decoder differs"
-            if t == 10:
-                idx = torch.tensor([2, 0, 0])
-                st_a, st_b = model.select_state(st_a, idx), fast.select_state(st_b, idx)
-                x = x[idx]
-            lp_a, st_a = model.step(st_a, x[:, t])
-            lp_b, st_b = fast.step(st_b, x[:, t])
+    x = torch.randint(2, TASK.vocab_size, (3, 20), generator=g)  # long enough to slide the
+    x[:, 0] = TASK.bos_id  # tiny GPT's window
+    assert_lockstep(model, fast, x, torch.tensor([1, 3, 2]), reorder_at=10, atol=1e-5, rtol=1e-5)
     results = [generate(model, PROMPTS, GenerationConfig(strategy="greedy", max_new_tokens=12,
                                                          fast_path=f)) for f in (True, False)]
     assert ids(results[0]) == ids(results[1])

@@ -14,6 +14,7 @@ from _decoding_helpers import TASK, fitted
 from chainrule.decoding import GenerationConfig, generate
 from chainrule.models import rnn_graphs
 from chainrule.models.rnn_graphs import RecurrentDecoder
+from chainrule.testing.conformance import assert_lockstep
 
 RECURRENT = ["rnn", "lstm", "lstm-char-cnn"]
 PROMPTS = [[2, 3], [4], [5, 6, 7, 8], []]
@@ -55,19 +56,7 @@ def _lockstep(model, fast):
     g = torch.Generator().manual_seed(0)
     x = torch.randint(2, TASK.vocab_size, (3, 16), generator=g)
     x[:, 0] = TASK.bos_id
-    lengths = torch.tensor([1, 3, 2])
-    with torch.no_grad():
-        lp_a, st_a = model.start(x[:, :3], lengths)
-        lp_b, st_b = fast.start(x[:, :3], lengths)
-        for t in range(3, 16):
-            assert torch.allclose(lp_a, lp_b, atol=1e-5), f"step {t}: fast decoder differs"
-            if t == 8:
-                idx = torch.tensor([2, 0, 0])
-                st_a, st_b = model.select_state(st_a, idx), fast.select_state(st_b, idx)
-                x = x[idx]
-            lp_a, st_a = model.step(st_a, x[:, t])
-            lp_b, st_b = fast.step(st_b, x[:, t])
-    assert torch.allclose(lp_a, lp_b, atol=1e-5)
+    assert_lockstep(model, fast, x, torch.tensor([1, 3, 2]), reorder_at=8, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("family", RECURRENT)

@@ -39,6 +39,16 @@ def _no_grad(fn):
     return wrapper
 
 
+def _right_padded(sequences: Sequence[Sequence[int]], rows: list[int], pad_id: int) -> torch.Tensor:
+    """The sequences at ``rows`` as one right-padded (B, T) LongTensor on the CPU."""
+    import torch
+
+    x = torch.full((len(rows), max(len(sequences[i]) for i in rows)), pad_id, dtype=torch.long)
+    for r, i in enumerate(rows):
+        x[r, : len(sequences[i])] = torch.as_tensor(list(sequences[i]), dtype=torch.long)
+    return x
+
+
 def _max_tokens_per_batch(model: Scorer) -> int:
     return max(64, _MAX_BATCH_BYTES // (4 * max(1, model.vocab_size)))
 
@@ -78,10 +88,7 @@ def score_sequences(
     def flush() -> None:
         if not batch:
             return
-        T = max(len(sequences[i]) for i in batch)
-        x = torch.full((len(batch), T), model.eos_id, dtype=torch.long)
-        for r, i in enumerate(batch):
-            x[r, : len(sequences[i])] = torch.as_tensor(list(sequences[i]), dtype=torch.long)
+        x = _right_padded(sequences, batch, model.eos_id)
         lengths = torch.tensor([len(sequences[i]) for i in batch], device=model.device)
         src = _sources(model, sources, batch)
         lp = model.token_logprobs(x.to(model.device), lengths, src).double().cpu().numpy()
@@ -151,10 +158,7 @@ def score_with_mass(
     def flush() -> None:
         if not batch:
             return
-        T = max(len(sequences[i]) for i in batch)
-        x = torch.full((len(batch), T), model.eos_id, dtype=torch.long)
-        for r, i in enumerate(batch):
-            x[r, : len(sequences[i])] = torch.as_tensor(list(sequences[i]), dtype=torch.long)
+        x = _right_padded(sequences, batch, model.eos_id)
         tgt, mass = run(x.to(model.device))
         for r, i in enumerate(batch):
             n = len(sequences[i])

@@ -32,6 +32,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -116,14 +117,14 @@ def _rows(sources, index) -> list[list[int]] | None:
     return None if sources is None else [sources[int(i)] for i in index]
 
 
-def _close(a: torch.Tensor, b: torch.Tensor, atol: float = ATOL) -> bool:
+def _close(a: torch.Tensor, b: torch.Tensor, atol: float = ATOL, rtol: float = 0.0) -> bool:
     """Equal within ``atol``, treating -inf == -inf as equal (MLE models have zeros)."""
     if a.shape != b.shape:
         return False
     both_inf = torch.isneginf(a) & torch.isneginf(b)
     a = torch.where(both_inf, torch.zeros_like(a), a)
     b = torch.where(both_inf, torch.zeros_like(b), b)
-    return bool(torch.allclose(a.double(), b.double(), atol=atol, rtol=0))
+    return bool(torch.allclose(a.double(), b.double(), atol=atol, rtol=rtol))
 
 
 def _assert_normalised(lp: torch.Tensor, where: str) -> None:
@@ -317,20 +318,30 @@ def check_fast_decoder(model: Generator, task: TinyTask) -> None:
     if fast is None:
         return
     x = _probe_batch(task, batch=3, length=9)
-    src = _probe_sources(model, task, 3)
-    lengths = torch.tensor([3, 1, 2])
+    assert_lockstep(model, fast, x, torch.tensor([3, 1, 2]), _probe_sources(model, task, 3),
+                    reorder_at=5)
+
+
+def assert_lockstep(model: Generator, fast: Any, x: torch.Tensor, lengths: torch.Tensor,
+                    source: Any = None, *, reorder_at: int, atol: float = ATOL,
+                    rtol: float = 0.0) -> None:
+    """``model``'s own ``start``/``step`` and a fast decoder's side by side over the rows of
+    ``x`` (B, T): padded prompts of ``lengths`` (the first 3 columns), then one token a step,
+    the rows reordered by ``[2, 0, 0]`` (``select_state``) before position ``reorder_at``;
+    the log-probabilities must agree at every step."""
     with torch.no_grad():
-        lp_a, st_a = model.start(x[:, :3], lengths, src)
-        lp_b, st_b = fast.start(x[:, :3], lengths, src)
+        lp_a, st_a = model.start(x[:, :3], lengths, source)
+        lp_b, st_b = fast.start(x[:, :3], lengths, source)
         for t in range(3, x.shape[1]):
-            assert _close(lp_a, lp_b), f"fast_decoder() differs from step() before position {t}"
-            if t == 5:
+            assert _close(lp_a, lp_b, atol, rtol), (
+                f"the fast decoder differs from step() before position {t}")
+            if t == reorder_at:
                 index = torch.tensor([2, 0, 0])
                 st_a, st_b = model.select_state(st_a, index), fast.select_state(st_b, index)
                 x = x[index]
             lp_a, st_a = model.step(st_a, x[:, t])
             lp_b, st_b = fast.step(st_b, x[:, t])
-        assert _close(lp_a, lp_b), "fast_decoder() differs from step() at the end"
+        assert _close(lp_a, lp_b, atol, rtol), "the fast decoder differs from step() at the end"
 
 
 def check_scorer_agrees(model: Generator, task: TinyTask) -> None:
