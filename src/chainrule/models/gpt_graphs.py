@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from chainrule.models.graph_capture import capture_step
+from chainrule.models.graph_capture import cached_decoder, capture_step
 
 
 def _signature(model) -> tuple:
@@ -27,11 +27,7 @@ def _signature(model) -> tuple:
 
 def graph_decoder(model) -> GraphDecoder:
     """The model's cached decoder (rebuilt when its weights move or change dtype)."""
-    dec = getattr(model, "_graph_decoder", None)
-    if dec is None or dec.signature != _signature(model):
-        dec = GraphDecoder(model)
-        object.__setattr__(model, "_graph_decoder", dec)  # not a submodule
-    return dec
+    return cached_decoder(model, "_graph_decoder", GraphDecoder, _signature)
 
 
 @dataclass

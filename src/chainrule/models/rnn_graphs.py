@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from chainrule.models.graph_capture import capture_step
+from chainrule.models.graph_capture import cached_decoder, capture_step
 
 
 def _signature(model) -> tuple:
@@ -32,11 +32,7 @@ def _signature(model) -> tuple:
 
 def recurrent_decoder(model) -> RecurrentDecoder:
     """The model's cached decoder (rebuilt when its weights move or change dtype)."""
-    dec = getattr(model, "_fast_decoder", None)
-    if dec is None or dec.signature != _signature(model):
-        dec = RecurrentDecoder(model)
-        object.__setattr__(model, "_fast_decoder", dec)  # not a submodule
-    return dec
+    return cached_decoder(model, "_fast_decoder", RecurrentDecoder, _signature)
 
 
 def _tensors(state: Any) -> list[torch.Tensor]:
