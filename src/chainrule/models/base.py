@@ -39,58 +39,23 @@ from __future__ import annotations
 import abc
 import importlib
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from chainrule.errors import ConfigError, ModelFormatError
-from chainrule.fileio import read_json, write_json
+from chainrule.fileio import write_json
+from chainrule.models.model_format import (
+    MODEL_FILE_FORMAT,  # noqa: F401 (re-exported: models/ngram/binary.py imports it here)
+    MODEL_FORMAT,
+    MODEL_FORMAT_VERSION,
+    read_model_config,
+    read_model_file_config,
+)
+from chainrule.models.source import Source, as_source
 
 if TYPE_CHECKING:  # torch is imported where it is used: n-gram commands never load it
     import torch
-
-MODEL_FORMAT = "chainrule-model"
-MODEL_FORMAT_VERSION = 1
-MODEL_FILE_FORMAT = "chainrule-model-file"  # a whole model in one safetensors file
-
-
-class Source(NamedTuple):
-    """A batch of source sequences for a conditional model: ids (B, S) right-padded, lengths (B,)."""
-
-    ids: torch.Tensor
-    lengths: torch.Tensor
-
-
-def as_source(source: Source | torch.Tensor | Sequence[Sequence[int]], pad_id: int = 0,
-              device: torch.device | str | None = None) -> Source:
-    """A :class:`Source` from a Source, a full (B, S) LongTensor, or a list of id lists.
-
-    >>> as_source([[5, 6, 7], [8]], pad_id=0).ids.tolist()
-    [[5, 6, 7], [8, 0, 0]]
-    """
-    import torch
-
-    if isinstance(source, Source):
-        ids, lengths = source
-    elif isinstance(source, torch.Tensor):
-        if source.dim() != 2:
-            raise ConfigError(f"a source batch must be 2-D (batch, length), got shape "
-                              f"{tuple(source.shape)}.")
-        ids = source
-        lengths = torch.full((source.shape[0],), source.shape[1], dtype=torch.long)
-    else:
-        rows = [[int(t) for t in r] for r in source]
-        if not rows:
-            raise ConfigError("the source batch is empty; pass one source sequence per row.")
-        width = max(1, max(len(r) for r in rows))
-        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-        lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
-    if device is not None:
-        ids, lengths = ids.to(device), lengths.to(device)
-    return Source(ids.long(), lengths.long())
 
 
 class Model(abc.ABC):
@@ -359,60 +324,6 @@ def families(*, trainer: str | None = None, generator: bool | None = None,
 
 def known_families() -> list[str]:
     return sorted(set(_FAMILIES) | set(BUILTIN_FAMILIES))
-
-
-def read_model_file_config(path: Path) -> Any:
-    """The ``config.json`` stored in the header of a one-file model (a safetensors file whose
-    metadata says ``format: chainrule-model-file``; ``chainrule ngram binarize`` writes them)."""
-    import json
-
-    from chainrule.fileio import read_safetensors_header
-
-    with open(path, "rb") as f:
-        head = f.read(16)
-    if head.lstrip().startswith((b"\\data\\", b"\x1f\x8b")) or head.startswith(b"mmap lm "):
-        raise ModelFormatError(
-            f"{str(path)!r} is an ARPA or KenLM file, not a chainrule model; convert an ARPA "
-            "file with `chainrule ngram binarize FILE.arpa -o FILE.ngram`.")
-    meta = read_safetensors_header(path)[0]
-    if meta.get("format") != MODEL_FILE_FORMAT:
-        raise ModelFormatError(
-            f"{str(path)!r} is a file, not a model directory or chainrule model file (it may "
-            "come from another tool); pass the directory that holds config.json, or a file "
-            "written by `chainrule ngram binarize`.")
-    try:
-        return json.loads(meta.get("config", ""))
-    except ValueError:
-        return None
-
-
-def read_model_config(directory: str | os.PathLike) -> dict[str, Any]:
-    """Read and validate ``config.json`` of a model directory (or of a one-file model)."""
-    directory = Path(directory)
-    if not directory.exists():
-        raise ModelFormatError(f"model directory {str(directory)!r} does not exist.")
-    if not directory.is_dir():
-        config, cfg_path = read_model_file_config(directory), directory
-    else:
-        cfg_path = directory / "config.json"
-        if not cfg_path.exists():
-            raise ModelFormatError(
-                f"{str(directory)!r} is not a chainrule model directory (no config.json); "
-                "train one with `chainrule train`."
-            )
-        config = read_json(cfg_path, what="model config")
-    if not isinstance(config, dict) or config.get("format") != MODEL_FORMAT:
-        raise ModelFormatError(
-            f"{str(cfg_path)!r} is not a chainrule model config (it may come from another "
-            "tool); train or import the model with chainrule."
-        )
-    version = config.get("format_version")
-    if version != MODEL_FORMAT_VERSION:
-        raise ModelFormatError(
-            f"{str(cfg_path)!r} has format version {version!r}, but this chainrule reads "
-            f"version {MODEL_FORMAT_VERSION}; upgrade chainrule or retrain the model."
-        )
-    return config
 
 
 def load_model(directory: str | os.PathLike, *, family: str | None = None) -> Model:

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from chainrule.errors import ConfigError
-from chainrule.models.layers import MLP, CausalSelfAttention, Rope, RotaryEmbedding, make_norm
+from chainrule.models.layers import RotaryEmbedding, make_norm
 from chainrule.models.neural import (
     GPTConfig,
     NeuralLM,
@@ -39,50 +39,8 @@ from chainrule.models.neural import (
     load_into_transformers,
     register_neural_family,
 )
+from chainrule.models.transformer_block import Block
 from chainrule.models.windows import window_spans
-
-
-class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(norm(x)), then x + MLP(norm(x)).
-
-    A config with ``post_norm = True`` (BERT, the original transformer) puts each norm after its
-    residual sum instead: norm(x + attn(x)), then norm(x + MLP(x)).
-    """
-
-    def __init__(self, cfg: GPTConfig):
-        super().__init__()
-        C = cfg.n_embd
-        self.post_norm = bool(getattr(cfg, "post_norm", False))
-        self.ln_1 = make_norm(cfg.norm, C, cfg.layer_norm_eps, cfg.bias)
-        self.attn = CausalSelfAttention(C, cfg.n_head, cfg.dropout, cfg.bias, cfg.n_kv_head)
-        # mlp="none": an attention-only block (no second norm, no MLP)
-        self.has_mlp = cfg.mlp != "none"
-        if self.has_mlp:
-            self.ln_2 = make_norm(cfg.norm, C, cfg.layer_norm_eps, cfg.bias)
-            self.mlp = MLP(C, cfg.dropout, cfg.bias, cfg.mlp, cfg.n_inner)
-
-    def _ffn(self, x: torch.Tensor) -> torch.Tensor:
-        """The MLP half of the block (the identity in an attention-only block)."""
-        if not self.has_mlp:
-            return x
-        if self.post_norm:
-            return self.ln_2(x + self.mlp(x))
-        return x + self.mlp(self.ln_2(x))
-
-    def forward(self, x: torch.Tensor, rope: Rope | None = None,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
-        if self.post_norm:
-            return self._ffn(self.ln_1(x + self.attn(x, rope, mask)))
-        return self._ffn(x + self.attn(self.ln_1(x), rope, mask))
-
-    def prefill(self, x: torch.Tensor, rope: Rope | None):
-        """Like forward, also returning this layer's keys and values (each (B, nh, T, hs))."""
-        y, kv = self.attn.attend(self.ln_1(x), rope)
-        return self._ffn(x + y), kv
-
-    def decode(self, x, rope, k_cache, v_cache, pos, mask) -> torch.Tensor:
-        """One token per row (B, 1, C) against this layer's cache (see CausalSelfAttention)."""
-        return self._ffn(x + self.attn.decode(self.ln_1(x), rope, k_cache, v_cache, pos, mask))
 
 
 @dataclass

@@ -17,12 +17,21 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import tomllib
 from dataclasses import dataclass, fields
-from importlib import resources
 from typing import Any
 
 from chainrule.errors import ConfigError
+from chainrule.training.config_values import (
+    _FROM_TOKENIZER,
+    _TYPE_WORDS,
+    _TYPES,
+    _parse_value,
+    _typed,
+    load_preset,
+    model_config_class,
+    neural_family_names,
+    preset_names,
+)
 
 TOKENIZER_KINDS = ("char", "word", "bpe", "bytebpe")
 
@@ -113,10 +122,6 @@ class TrainConfig:
         return self.batch_size * self.block_size * self.gradient_accumulation_steps
 
 
-_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
-_FROM_TOKENIZER = ("vocab_size", "bos_id", "eos_id")  # the tokenizer decides these
-
-
 def _field_types() -> dict[str, type]:
     return {f.name: _TYPES[f.type] for f in fields(TrainConfig) if f.name != "model"}
 
@@ -125,26 +130,10 @@ def _field_types() -> dict[str, type]:
 FIELD_TYPES = _field_types()
 
 
-def model_config_class(family: str) -> type:
-    """The config dataclass of neural family ``family`` (from the one registry)."""
-    from chainrule.models.base import families, get_family
-
-    names = [f.name for f in families(trainer="neural")]
-    if family not in names:
-        raise ConfigError(f"family must be one of {', '.join(names)}, not {family!r}")
-    return get_family(family).config_class
-
-
 def model_key_types(family: str) -> dict[str, type]:
     """The model's keys of ``family`` and their types (every config-class field)."""
     return {f.name: _TYPES[f.type] for f in fields(model_config_class(family))
             if f.name not in _FROM_TOKENIZER and f.name not in FIELD_TYPES and f.type in _TYPES}
-
-
-def neural_family_names() -> list[str]:
-    from chainrule.models.base import families
-
-    return [f.name for f in families(trainer="neural")]
 
 
 def _type_problems(cfg: TrainConfig) -> list[str]:
@@ -157,18 +146,6 @@ def _type_problems(cfg: TrainConfig) -> list[str]:
         if problem:
             problems.append(problem)
     return problems
-
-
-def _typed(name: str, value: Any, typ: type) -> tuple[Any, str | None]:
-    """``value`` as ``typ`` (an int is a fine float) and None, or ``value`` and a problem."""
-    if typ is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value), None
-    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-        return value, f"{name} must be {_TYPE_WORDS[typ]}, not {value!r}"
-    return value, None
-
-
-_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
 
 def _value_problems(c: TrainConfig) -> list[str]:
@@ -231,21 +208,6 @@ def _model_problems(c: TrainConfig) -> list[str]:
 
 
 # -- presets and overrides ---------------------------------------------------------------------
-def preset_names() -> list[str]:
-    """Names of the presets shipped with chainrule."""
-    root = resources.files("chainrule") / "presets"
-    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
-
-
-def load_preset(name: str) -> dict[str, Any]:
-    """The key/value table of preset ``name`` (read as TOML data)."""
-    names = preset_names()
-    if name not in names:
-        raise ConfigError(f"unknown preset {name!r}; available presets: {', '.join(names)}.")
-    text = (resources.files("chainrule") / "presets" / f"{name}.toml").read_text("utf-8")
-    return tomllib.loads(text)
-
-
 def parse_overrides(items: list[str], family: str | None = None) -> dict[str, Any]:
     """Turn ``["max_iters=100", "bias=true"]`` into typed values, collecting every problem.
 
@@ -288,24 +250,6 @@ def _parse_overrides(items: list[str], family: str | None = None
         except ValueError:
             problems.append(f"{key} must be {_TYPE_WORDS[types[key]]}, not {raw!r}")
     return out, problems
-
-
-def _parse_value(typ: type, raw: str) -> Any:
-    if typ is bool:
-        low = raw.lower()
-        if low in ("true", "1", "yes", "on"):
-            return True
-        if low in ("false", "0", "no", "off"):
-            return False
-        raise ValueError(raw)
-    if typ is int:
-        f = float(raw)  # accept 5e3 as 5000
-        if not f.is_integer():
-            raise ValueError(raw)
-        return int(f)
-    if typ is float:
-        return float(raw)
-    return raw
 
 
 def _unknown_key(key: str, family: str | None = None) -> str:
