@@ -35,6 +35,16 @@ ext_modules = [
     Pybind11Extension(
         "chainrule._ngram_count_core",
         ["src/chainrule/_ngram_count/core.cpp"],
+        depends=[f"src/chainrule/_ngram_count/{h}.h" for h in (
+            "arpa_text", "common", "counter", "derived", "key_index", "order_files", "runs", "text")],
+        cxx_std=17,
+        extra_compile_args=["-O3"],
+    ),
+    # ARPA reading: KenLM-layout sections parsed from the bytes (the Python reader without it,
+    # and for any other layout)
+    Pybind11Extension(
+        "chainrule._arpa_core",
+        ["src/chainrule/_arpa/core.cpp"],
         cxx_std=17,
         extra_compile_args=["-O3"],
     ),

@@ -18,6 +18,7 @@ for the whole condition, killed afterwards.
     .venv/bin/python bench/bench_train_nanogpt.py --nanogpt /work/peers/nanoGPT
     .venv/bin/python bench/bench_train_nanogpt.py --nanogpt PATH --conditions busy --rounds 3
     .venv/bin/python bench/bench_train_nanogpt.py --nanogpt PATH --loss --seeds 1337,1,2
+    .venv/bin/python bench/bench_train_nanogpt.py --nanogpt PATH --loss --skip-ours --peer-lr 2e-3
 """
 
 from __future__ import annotations
@@ -53,11 +54,11 @@ def uptime() -> str:
         return " ".join(f.read().split()[:4])
 
 
-def run_nanogpt(path: Path, iters: int, threads: int | None) -> dict:
+def run_nanogpt(path: Path, iters: int, threads: int | None, extra: list[str] = ()) -> dict:
     """One nanoGPT run (its seed is fixed: 1337); per-iteration times and evaluation lines."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "train.py", *NANOGPT_ARGS, f"--max_iters={iters}",
-               f"--out_dir={tmp}"]
+               f"--out_dir={tmp}", *extra]
         env = dict(os.environ)
         if threads:
             env["OMP_NUM_THREADS"] = str(threads)
@@ -111,10 +112,12 @@ def spinner() -> subprocess.Popen:
 
 def sides(args) -> dict:
     """Label -> a function running one timed run of that side."""
-    out = {"chainrule": lambda: run_chainrule(args.data, args.iters, None, args.threads)}
+    # timed with nanoGPT's learning rate (the preset's is 2e-3): the same work step for step
+    same = ["learning_rate=1e-3", "min_lr=1e-4"]
+    out = {"chainrule": lambda: run_chainrule(args.data, args.iters, None, args.threads, same)}
     if args.bf16:
         out["chainrule-bf16"] = lambda: run_chainrule(args.data, args.iters, None, args.threads,
-                                                      ["dtype=bfloat16"])
+                                                      [*same, "dtype=bfloat16"])
     if args.nanogpt is not None:
         out["nanogpt"] = lambda: run_nanogpt(args.nanogpt, args.iters, args.peer_threads)
         if args.peer_one_thread:
@@ -167,9 +170,10 @@ def timing(args) -> dict:
 
 
 def losses(args) -> dict:
-    """Validation loss at ``--iters`` (2,000: the target) for each seed; nanoGPT once."""
+    """Validation loss at ``--iters`` (2,000: the target) for each seed; nanoGPT once with its
+    own learning rate (1e-3), and once more with ``--peer-lr`` (e.g. the preset's 2e-3)."""
     out = {"chainrule": {}, "load": [uptime()]}
-    for s in (int(x) for x in args.seeds.split(",")):
+    for s in ([] if args.skip_ours else (int(x) for x in args.seeds.split(","))):
         r = run_chainrule(args.data, args.iters, s, args.threads,
                           ["dtype=bfloat16"] if args.bf16 else [])
         out["chainrule"][s] = r
@@ -181,6 +185,14 @@ def losses(args) -> dict:
         out["nanogpt"] = r
         print(f"  nanoGPT (its seed 1337): val loss {r['val_loss']:.4f} at step "
               f"{r['last_eval_step']}, {r['ms_per_iter']:.1f} ms/iter, loadavg {uptime()}")
+        if args.peer_lr:
+            lr = args.peer_lr
+            r = run_nanogpt(args.nanogpt, args.iters, args.peer_threads,
+                            [f"--learning_rate={lr}", f"--min_lr={lr / 10}"])
+            out["nanogpt_lr"] = {"learning_rate": lr, **r}
+            print(f"  nanoGPT, learning_rate={lr} min_lr={lr / 10}: val loss "
+                  f"{r['val_loss']:.4f} at step {r['last_eval_step']}, {r['ms_per_iter']:.1f} "
+                  f"ms/iter, loadavg {uptime()}", flush=True)
     out["load"].append(uptime())
     return out
 
@@ -205,6 +217,10 @@ def main() -> int:
     ap.add_argument("--loss", action="store_true",
                     help="validation loss at --iters for each of --seeds instead of timing")
     ap.add_argument("--seeds", default="1337,1,2")
+    ap.add_argument("--peer-lr", type=float, default=None,
+                    help="with --loss: also run nanoGPT with this learning rate (min_lr = lr/10)")
+    ap.add_argument("--skip-ours", action="store_true",
+                    help="with --loss: run only nanoGPT (no chainrule seeds)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args()
     # a SIGTERM (timeout, kill) unwinds like Ctrl-C, so the busy condition's spinner is killed

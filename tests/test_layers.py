@@ -16,7 +16,7 @@ LAYERS = {
     "data": 2,
     "tokenizers": 3, "_bpe": 3, "_bpe_core": 3,
     "models": 4, "_ngram_query": 4, "_ngram_query_core": 4,
-    "_ngram_count": 4, "_ngram_count_core": 4,
+    "_ngram_count": 4, "_ngram_count_core": 4, "_arpa": 4, "_arpa_core": 4,
     "training": 5,
     "decoding": 6, "evaluation": 6, "testing": 6, "prompting": 6,
     "embeddings": 6, "_w2v": 6, "_w2v_core": 6,

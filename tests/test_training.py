@@ -90,7 +90,7 @@ def test_presets_are_the_issues_numbers():
     )
     assert (c["max_iters"], c["learning_rate"], c["dropout"], c["eval_iters"]) == (
         2000,
-        1e-3,
+        2e-3,  # twice nanoGPT's 1e-3: reaches <= 1.89 in 2,000 steps (bench/RESULTS.md)
         0.0,
         20,
     )

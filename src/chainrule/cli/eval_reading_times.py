@@ -49,8 +49,7 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from chainrule.cli._output import print_json, print_table
     from chainrule.evaluation.reading_times import analyse, read_reading_times, unigram_log2
-    from chainrule.evaluation.stimuli import model_names, unk_policy, unk_sentence
-    from chainrule.evaluation.textscore import load_model_and_tokenizer
+    from chainrule.evaluation.stimuli import load_named_models, unk_policy, unk_sentence
 
     policy = unk_policy(args.unk)
     if args.plot:
@@ -61,8 +60,7 @@ def run(args: argparse.Namespace) -> int:
                                doc=args.doc_column, position=args.position_column,
                                rt=args.rt_column)
     freq = unigram_log2(args.freq_corpus) if args.freq_corpus else None
-    names = model_names(args.models, args.name)
-    loaded = [(n, *load_model_and_tokenizer(d)) for n, d in zip(names, args.models)]
+    loaded = load_named_models(args.models, args.name)
     res = analyse(loaded, words, freq=freq, spillover=args.spillover, folds=args.folds,
                   split_punctuation=args.split_punctuation, allow_unk=policy == "score",
                   rt_min=args.rt_min, rt_max=args.rt_max)

@@ -30,10 +30,9 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from chainrule.cli._output import print_json, print_table
-    from chainrule.evaluation.stimuli import model_names, unk_policy, unk_sentence
+    from chainrule.evaluation.stimuli import load_named_models, unk_policy, unk_sentence
     from chainrule.evaluation.syntaxgym import read_suite
     from chainrule.evaluation.syntaxgym_report import evaluate_suites, write_suite_items
-    from chainrule.evaluation.textscore import load_model_and_tokenizer
 
     policy = unk_policy(args.unk)
     if args.plot:
@@ -42,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
         _pyplot()
     for path in args.suite:  # malformed suites fail before the models load
         read_suite(path)
-    names = model_names(args.models, args.name)
-    loaded = [(n, *load_model_and_tokenizer(d)) for n, d in zip(names, args.models)]
+    loaded = load_named_models(args.models, args.name)
+    names = [n for n, _, _ in loaded]
     report = evaluate_suites(loaded, args.suite, allow_unk=policy == "score",
                              correct_boundary=not args.no_boundary_correction)
     summary = report.summary()

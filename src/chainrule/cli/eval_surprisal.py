@@ -48,9 +48,15 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from chainrule.cli._output import print_json
     from chainrule.cli._progress import counter
-    from chainrule.evaluation.stimuli import model_names, read_stimuli, unk_policy, unk_sentence
+    from chainrule.evaluation.stimuli import (
+        load_named_models,
+        model_names,
+        read_stimuli,
+        unk_policy,
+        unk_sentence,
+    )
     from chainrule.evaluation.surprisal_table import surprisal_table, write_table
-    from chainrule.evaluation.textscore import load_model_and_tokenizer, scoring_name
+    from chainrule.evaluation.textscore import scoring_name
 
     policy = unk_policy(args.unk)
     names = model_names(args.models, args.name)
@@ -59,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
         raise ConfigError("--wide needs --words (token segmentations differ between models).")
     stimuli = read_stimuli(args.data, column=args.column, context_column=args.context_column)
-    loaded = [(n, *load_model_and_tokenizer(d, args.scoring)) for n, d in zip(names, args.models)]
+    loaded = load_named_models(args.models, names, args.scoring)
     with counter(len(stimuli) * len(loaded), "scoring", unit="sentences",
                  min_total=PROGRESS_FROM) as tick:
         table = surprisal_table(loaded, stimuli, words=args.words, eos=not args.no_eos,

@@ -72,11 +72,12 @@ def register(sub) -> None:
                    help="per-order count thresholds: drop n-grams of order i seen <= Ci times")
     g.add_argument("--vocab", metavar="FILE", help="closed vocabulary: one word per line")
     g.add_argument("--memory", metavar="SIZE",
-                   help="memory for counting, like lmplz -S (e.g. 500M, 2G): sorted runs are "
-                        "spilled to --temp-dir and merged (default: count in memory)")
+                   help="memory for the whole n-gram training, like lmplz -S (e.g. 500M, 2G): "
+                        "sorted runs and every order's table go to --temp-dir and Kneser-Ney "
+                        "is estimated from there (default: everything in memory)")
     g.add_argument("--temp-dir", metavar="DIR",
-                   help="where spilled runs go with --memory (default: the system's temporary "
-                        "directory)")
+                   help="where spilled runs and the tables go with --memory (default: the "
+                        "system's temporary directory)")
     g = p.add_argument_group("neural options")
     g.add_argument("--preset")
     g.add_argument("--kind", choices=["char", "word", "bpe", "bytebpe"],

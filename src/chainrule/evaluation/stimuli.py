@@ -11,8 +11,9 @@ Formats, by suffix (``.txt`` and anything else: plain text):
 * ``.jsonl``: one JSON object a line; ``field`` names the text (default ``sentence``),
   ``context_column`` the context; other scalar fields are carried.
 
-Also here: the naming of models in tables (``--name`` or the directory's basename) and the one
-``<unk>`` policy of every evaluation command (:data:`UNK_POLICIES`).
+Also here: the naming of models in tables (``--name`` or the directory's basename, and
+:func:`load_named_models`, which loads them so named) and the one ``<unk>`` policy of every
+evaluation command (:data:`UNK_POLICIES`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from chainrule.errors import ConfigError, DataError
 
@@ -149,6 +151,17 @@ def model_names(paths: Sequence[str | os.PathLike], names: Sequence[str] | None 
     return out
 
 
+def load_named_models(paths: Sequence[str | os.PathLike], names: Sequence[str] | None = None,
+                      scoring: str | None = None) -> list[tuple[str, Any, Any]]:
+    """``(name, model, tokenizer)`` of every model directory, named by :func:`model_names`
+    (checked before any model loads); ``scoring`` as in
+    :func:`chainrule.evaluation.textscore.load_model_and_tokenizer`."""
+    from chainrule.evaluation.textscore import load_model_and_tokenizer
+
+    named = model_names(paths, names)
+    return [(n, *load_model_and_tokenizer(p, scoring)) for n, p in zip(named, paths)]
+
+
 def unk_policy(policy: str | None) -> str:
     """Validate a policy name (None: the default, ``refuse``)."""
     policy = policy or DEFAULT_UNK
@@ -183,6 +196,7 @@ __all__ = [
     "UNK_POLICIES",
     "Stimulus",
     "add_unk_arguments",
+    "load_named_models",
     "model_names",
     "read_stimuli",
     "unk_policy",

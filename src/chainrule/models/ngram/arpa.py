@@ -32,6 +32,7 @@ import numpy as np
 
 from chainrule.errors import ModelFormatError
 from chainrule.fileio import atomic_open
+from chainrule.models.ngram import arpa_fast
 from chainrule.models.ngram.tables import NgramTables, lookup
 
 ZERO_LOG10 = -99.0
@@ -123,7 +124,7 @@ def _write_compiled(out: io.TextIOWrapper, tables: NgramTables, words: Sequence[
     return True
 
 
-def _open_text(path: Path) -> list[str]:
+def _read_bytes(path: Path) -> bytes:
     if not path.exists():
         raise ModelFormatError(f"ARPA file {str(path)!r} does not exist; check the path.")
     if path.is_dir():
@@ -134,6 +135,10 @@ def _open_text(path: Path) -> list[str]:
             data = gzip.decompress(data)
         except (OSError, EOFError) as e:
             raise ModelFormatError(f"{str(path)!r} is a corrupt gzip file ({e}).") from None
+    return data
+
+
+def _decode_lines(data: bytes, path: Path) -> list[str]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -157,10 +162,23 @@ def read_arpa(
         the tables and the spelling of every id.
     Raises:
         ModelFormatError: naming the line of the first problem.
+
+    A file in KenLM's layout is read by the compiled reader when it is built
+    (:mod:`.arpa_fast`), anything else by the Python one below: the same tables either way.
     """
     path = Path(path)
-    lines = _open_text(path)
     name = str(path)
+    data = _read_bytes(path)
+    parsed = arpa_fast.parse(data)
+    if parsed is None:
+        parsed = _parse_lines(_decode_lines(data, path), name)
+    del data
+    return _build_tables(parsed, vocab, name)
+
+
+def _parse_lines(lines: list[str], name: str) -> list:
+    """The Python reader: the sections of ``lines`` (words as strings per order), or an error
+    naming the line."""
 
     def bad(lineno: int, what: str) -> ModelFormatError:
         return ModelFormatError(f"{name!r} line {lineno}: {what}; it is not a valid ARPA file.")
@@ -230,9 +248,19 @@ def read_arpa(
         i += 1
     if i >= len(lines) or lines[i].strip() != "\\end\\":
         raise bad(i + 1, f"expected \\end\\ after {N}-grams (more n-grams than declared?)")
+    return [words_by_order, probs, backs]
 
-    w1 = words_by_order[0]
-    unigrams = w1.flat if isinstance(w1, _Flat) else [w[0] for w in w1]
+
+def _build_tables(parsed: arpa_fast.ParsedArpa | list, vocab, name: str,
+                  ) -> tuple[NgramTables, list[str]]:
+    """Tables and spellings from parsed sections (either reader's), ids from ``vocab``."""
+    if isinstance(parsed, arpa_fast.ParsedArpa):
+        unigrams, probs, backs, N = parsed.unigrams, parsed.probs, parsed.backs, len(parsed.probs)
+    else:
+        words_by_order, probs, backs = parsed
+        N = len(probs)
+        w1 = words_by_order[0]
+        unigrams = w1.flat if isinstance(w1, _Flat) else [w[0] for w in w1]
     if callable(vocab):
         vocab = vocab(list(unigrams))
     if vocab is None:
@@ -251,25 +279,36 @@ def read_arpa(
     uni_ids = _ids(unigrams, vocab, name)
     prob[0][uni_ids] = probs[0]
     backoff[0][uni_ids] = backs[0]
+    rank = uni_ids  # line of the section of order k - 1 -> row of its table
     for k in range(2, N + 1):
-        wk = words_by_order[k - 1]
-        flat = wk.flat if isinstance(wk, _Flat) else [w for ws in wk for w in ws]
-        rows = _ids(flat, vocab, name).reshape(-1, k)
-        s = rows[:, k - 1]
-        for j in range(2, k):
-            s = np.where(s >= 0, lookup(keys[j - 1], np.maximum(s, 0) * V + rows[:, k - j]), -1)
+        if isinstance(parsed, arpa_fast.ParsedArpa):  # words are unigram line numbers, and
+            lines = parsed.rows[k - 1]  # the suffix's line in order k - 1 is known
+            spelled = lambda r, k=k: [unigrams[j] for j in parsed.rows[k - 1][r]]
+            first = uni_ids[lines[:, 0]]
+            s = rank[lines[:, 1] if k == 2 else parsed.suffix[k - 1]]
+        else:
+            wk = words_by_order[k - 1]
+            flat = wk.flat if isinstance(wk, _Flat) else [w for ws in wk for w in ws]
+            rows = _ids(flat, vocab, name).reshape(-1, k)
+            spelled = wk.__getitem__
+            first, s = rows[:, 0], rows[:, k - 1]
+            for j in range(2, k):
+                s = np.where(s >= 0, lookup(keys[j - 1], np.maximum(s, 0) * V + rows[:, k - j]),
+                             -1)
         if (s < 0).any():
             bad_row = int(np.flatnonzero(s < 0)[0])
             raise ModelFormatError(
-                f"{name!r}: the {k}-gram {' '.join(words_by_order[k - 1][bad_row])!r} has no "
+                f"{name!r}: the {k}-gram {' '.join(spelled(bad_row))!r} has no "
                 f"entry for its {k - 1}-word suffix; chainrule needs suffix-complete ARPA files "
                 "(as KenLM writes them)."
             )
-        key = s * V + rows[:, 0]
+        key = s * V + first
         order = np.argsort(key, kind="stable")
         key = key[order]
         if key.size > 1 and (np.diff(key) == 0).any():
             raise ModelFormatError(f"{name!r}: the {k}-gram section lists an n-gram twice.")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
         keys.append(key)
         prob.append(probs[k - 1][order])
         backoff.append(backs[k - 1][order] if k < N else np.zeros(key.size, dtype=np.float32))

@@ -260,8 +260,16 @@ def _append_log10(lp: list, lb: list, p: np.ndarray, b: np.ndarray) -> None:
 
 
 def _choose_discounts(adjusted, modified, given) -> list[list[float]]:
+    return choose_discounts([count_of_counts(a) for a in adjusted], modified, given)
+
+
+def choose_discounts(coc: Sequence[Sequence[int]], modified: bool,
+                     given: Sequence[Sequence[float]] | None) -> list[list[float]]:
+    """Per order, the given discounts (checked) or those estimated from its count-of-counts
+    ``coc[k - 1]`` = [n1..n4] of the adjusted counts (fallbacks, with a warning, where they
+    cannot be)."""
     used = []
-    for k, a in enumerate(adjusted, start=1):
+    for k, n in enumerate(coc, start=1):
         if given is not None and k <= len(given):
             d = [float(x) for x in given[k - 1]]
             if len(d) != (3 if modified else 1) or any(not 0 <= x <= j for j, x in enumerate(d, 1)):
@@ -269,7 +277,7 @@ def _choose_discounts(adjusted, modified, given) -> list[list[float]]:
                 raise ConfigError(f"the discounts given for order {k} must be {want}; got {d}.")
             used.append(d)
             continue
-        n = count_of_counts(a)
+        n = list(n)
         est = mkn_discounts(n) if modified else kn_discount(n)
         if est is None:
             fb = list(FALLBACK_DISCOUNTS) if modified else [FALLBACK_KN_DISCOUNT]
@@ -278,7 +286,7 @@ def _choose_discounts(adjusted, modified, given) -> list[list[float]]:
                 f"n1..n4 = {n} (small or artificial data); using the fallback discounts "
                 f"{', '.join(f'{x:g}' for x in fb)}.",
                 DiscountWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
             used.append(fb)
         else:
@@ -353,6 +361,7 @@ __all__ = [
     "FALLBACK_KN_DISCOUNT",
     "SMOOTHINGS",
     "DiscountWarning",
+    "choose_discounts",
     "count_of_counts",
     "derive_orders",
     "estimate",

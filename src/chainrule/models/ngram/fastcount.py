@@ -11,12 +11,16 @@ words *is* that encoding's order), its raw counts and each entry's context index
 arithmetic (discounts, probabilities, backoffs) stays in numpy, so both paths give identical
 models (tested).
 
+With a memory budget, :meth:`CompiledCounter.finish_to_disk` writes every order's table to files
+instead (:class:`DiskCounts`), for the out-of-core estimator (:mod:`.outofcore`).
+
 Without the compiled kernel (or for orders above 6 or ids beyond 2**21) chainrule counts with
 numpy, in memory; :func:`available` says which.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -97,6 +101,75 @@ class DerivedCounts:
     spilled: bool = False
 
 
+@dataclass
+class DiskCounts:
+    """Every order's table counted and written to ``directory`` (the out-of-core path).
+
+    Per order k >= 2 the files ``keys<k>.i64`` (suffix encoding), ``raw<k>.i64`` (raw counts)
+    and, below the top order, ``left<k>.i64`` (distinct words seen before each n-gram); the
+    unigram arrays are in memory. ``directory`` is removed when this object (or the tables the
+    estimator makes from it, which take it over) is garbage-collected.
+    """
+
+    order: int
+    vocab_size: int
+    raw1: np.ndarray
+    left1: np.ndarray
+    sizes: list[int]
+    directory: tempfile.TemporaryDirectory
+    tokens: int
+    sentences: int
+    runs: int = 1
+    spilled: bool = False
+    on_disk = True
+
+    def path(self, name: str, k: int) -> Path:
+        return Path(self.directory.name) / f"{name}{k}.i64"
+
+    def load(self) -> DerivedCounts:
+        """The same counts in memory, as :meth:`CompiledCounter.finish` gives them."""
+        keys = [np.arange(self.vocab_size, dtype=np.int64)]
+        orders = [OrderTable(keys[0], self.raw1)]
+        contexts = []
+        for k in range(2, self.order + 1):
+            keys.append(np.fromfile(self.path("keys", k), dtype=np.int64))
+            orders.append(OrderTable(keys[-1], np.fromfile(self.path("raw", k), dtype=np.int64)))
+            prev = contexts[-1] if contexts else None
+            contexts.append(context_index(keys[-2], prev, keys[-1], self.vocab_size, k))
+        return DerivedCounts(self.order, orders, contexts, self.tokens, self.sentences, self.runs,
+                             self.spilled)
+
+
+def context_index(keys_prev: np.ndarray, ctx_prev: np.ndarray | None, keys: np.ndarray, V: int,
+                  k: int, index=None) -> np.ndarray:
+    """Index in table k-1 of the context ``w1 .. w_{k-1}`` of each order-k key (suffix encoding):
+    the key ``ctx_prev[parent] * V + first`` looked up among ``keys_prev`` (``index``: a
+    compiled :class:`KeyIndex` over them, made here when not given)."""
+    first = keys % V
+    if k == 2:
+        return first
+    q = ctx_prev[keys // V] * V + first
+    idx = (index or core().KeyIndex(keys_prev)).find(q)
+    if idx.size and idx.min() < 0:
+        raise DataError(f"the {k}-gram table holds n-grams whose context is missing; the counts "
+                        "on disk are corrupt.")
+    return idx
+
+
+SLACK = 16 << 20  # bytes the counting holds besides its buffer (text chunks, the vocabulary)
+
+
+def counter_budget(memory: int) -> int:
+    """The counter's buffer under a budget for the whole process: what the interpreter does not
+    already hold (its resident memory now, and ``SLACK`` for text in flight), at least a quarter."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        rss = 0
+    return max(memory // 4, memory - rss - SLACK)
+
+
 class CompiledCounter:
     """Feed whole texts (whitespace words) or id sentences; :meth:`finish` derives every order.
 
@@ -174,6 +247,23 @@ class CompiledCounter:
         return DerivedCounts(self.order, orders, list(out["context"]), int(out["tokens"]),
                              int(out["sentences"]), int(out["runs"]), bool(out["spilled"]))
 
+    def finish_to_disk(self, vocab_size: int) -> DiskCounts:
+        """Merge the runs and write every order's table to a new temporary directory (beside
+        the runs) as it is derived: nothing of the size of the counts is held in memory."""
+        parent = str(Path(self._tmp.name).parent) if self._tmp else None
+        directory = tempfile.TemporaryDirectory(prefix="chainrule-ngram-tables-", dir=parent)
+        try:
+            out = self._c.finish_to_disk(int(vocab_size), directory.name)
+        except (IndexError, ValueError, RuntimeError) as e:
+            directory.cleanup()
+            raise DataError(f"counting n-grams failed: {e}.") from None
+        finally:
+            if self._tmp is not None:
+                self._tmp.cleanup()
+        return DiskCounts(self.order, int(vocab_size), out["raw1"], out["left1"],
+                          [int(n) for n in out["sizes"]], directory, int(out["tokens"]),
+                          int(out["sentences"]), int(out["runs"]), bool(out["spilled"]))
+
 
 def arpa_section_chunks(words, tables, k: int, keep1: np.ndarray,
                         lines: int = 1 << 18) -> Iterable[bytes]:
@@ -185,6 +275,9 @@ def arpa_section_chunks(words, tables, k: int, keep1: np.ndarray,
     for start in range(0, n, lines):
         yield mod.arpa_lines(words, tables.vocab_size, tables.keys, tables.prob, tables.backoff,
                              k, start, min(n, start + lines), k < tables.order, keep1)
+    release = getattr(tables, "release", None)  # tables on disk: drop the pages read
+    if release is not None:
+        release()
 
 
 def arpa_words(words: Sequence[str]):
@@ -192,6 +285,5 @@ def arpa_words(words: Sequence[str]):
     return core().ArpaWords(list(words))
 
 
-__all__ = ["CompiledCounter", "DerivedCounts", "OrderTable", "arpa_section_chunks", "arpa_words",
-           "available",
-           "core", "parse_memory"]
+__all__ = ["CompiledCounter", "DerivedCounts", "DiskCounts", "OrderTable", "arpa_section_chunks",
+           "arpa_words", "available", "context_index", "core", "counter_budget", "parse_memory"]

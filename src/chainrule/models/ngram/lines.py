@@ -12,7 +12,11 @@ The results are the ones the general path gives, bit for bit (tested): the same 
 float64 log10 scores from the same kernel, and the same rounding of the natural-log score to
 float32 that :meth:`NgramModel.token_logprobs` applies. Where the fast path does not apply
 (another tokenizer or mode, no compiled kernel, a tokenizer larger than the model) the caller
-gets None and takes the general path.
+gets None; :meth:`NgramModel.score_lines` then takes :func:`score_encoded_lines`, which encodes
+line by line with ``tokenizer.encode`` (BPE, characters, any tokenizer) and scores the flat ids
+with the compiled kernel or the numpy reference: still numpy only, so ``eval ppl`` on an n-gram
+model never imports torch, whatever its tokenizer, and still the general path's scores bit for
+bit (tested).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.models.ngram.query import compiled_core, query_index
+from chainrule.models.ngram.query import compiled_core, query_index, reference_log10probs
 from chainrule.tokenizers.base import Tokenizer
 from chainrule.tokenizers.word import WordTokenizer
 
@@ -122,4 +126,73 @@ def score_lines(model: Any, tokenizer: Tokenizer,
     )
 
 
-__all__ = ["LineScores", "encode_lines", "fast_path_applies", "score_lines", "word_ids"]
+def score_encoded_lines(model: Any, tokenizer: Tokenizer, lines: Sequence[str]) -> LineScores:
+    """Score ``lines`` encoded one by one with ``tokenizer.encode`` (a BPE, character or any
+    other tokenizer), framed ``[bos, *ids, eos]`` and scored back to back with numpy arrays
+    only: the compiled ``Index.score_flat`` when it is built, else the numpy reference on
+    length-sorted padded batches. The scores are those of ``score_sequences(model, ...)``
+    bit for bit (tested): per-position arithmetic does not depend on the batch."""
+    bos, eos = model.bos_id, model.eos_id
+    encoded = [tokenizer.encode(line) for line in lines]
+    words = sum(len(line.split()) + 1 for line in lines)
+    nbytes = sum(len(line.encode("utf-8")) + 1 for line in lines)
+    lengths = np.fromiter((len(e) + 2 for e in encoded), dtype=np.int64, count=len(encoded))
+    offsets = np.zeros(lengths.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    ids = np.empty(int(offsets[-1]), dtype=np.int64)
+    ids[offsets[:-1]] = bos
+    ids[offsets[1:] - 1] = eos
+    body = np.ones(ids.size, dtype=bool)
+    body[offsets[:-1]] = False
+    body[offsets[1:] - 1] = False
+    ids[body] = np.fromiter((i for e in encoded for i in e), dtype=np.int64,
+                            count=int(body.sum()))
+    model._check(ids)  # ids outside the model: the general path's ConfigError
+    index = query_index(model.tables, bos)
+    if index is not None:
+        lp10 = index.score_flat(ids, offsets)
+    else:
+        lp10 = _reference_flat(model.tables, ids, offsets, bos)
+    keep = np.ones(ids.size, dtype=bool)
+    keep[offsets[:-1]] = False
+    return LineScores(
+        logprobs=(lp10 * LN10).astype(np.float32).astype(np.float64),
+        targets=ids[keep],
+        offsets=offsets - np.arange(offsets.size),
+        words=words,
+        bytes=nbytes,
+    )
+
+
+_REFERENCE_BATCH_TOKENS = 1 << 20  # padded ids per numpy batch (about 8 MiB per order)
+
+
+def _reference_flat(tables: Any, ids: np.ndarray, offsets: np.ndarray, bos: int) -> np.ndarray:
+    """:func:`.query.reference_log10probs` of rows stored back to back, in padded batches of
+    rows of similar length; returns the (N - R,) scores laid out like ``score_flat``."""
+    lengths = np.diff(offsets)
+    out = np.empty(ids.size - lengths.size, dtype=np.float64)
+    order = np.argsort(lengths, kind="stable")
+    start = 0
+    while start < order.size:
+        stop = start + 1  # grow the batch while (rows * longest row) fits the budget
+        while stop < order.size and (stop - start + 1) * int(lengths[order[stop]]) \
+                <= _REFERENCE_BATCH_TOKENS:
+            stop += 1
+        rows = order[start:stop]
+        T = int(lengths[rows[-1]])
+        lens = lengths[rows]
+        pos = np.arange(T)
+        valid = pos[None, :] < lens[:, None]
+        x = np.full((rows.size, T), bos, dtype=np.int64)
+        x[valid] = ids[(offsets[rows][:, None] + pos[None, :])[valid]]
+        lp = reference_log10probs(tables, x, bos)
+        tvalid = valid[:, 1:]
+        dest = (offsets[rows] - rows)[:, None] + pos[None, : T - 1]
+        out[dest[tvalid]] = lp[tvalid]
+        start = stop
+    return out
+
+
+__all__ = ["LineScores", "encode_lines", "fast_path_applies", "score_encoded_lines",
+           "score_lines", "word_ids"]

@@ -114,7 +114,10 @@ class NgramModel(LanguageModel):
             raise ConfigError(f"counts of order {counts.order} cannot fit an order-{self.order} model.")
         if counts.tokens == 0:
             raise ConfigError("the corpus is empty: there is nothing to estimate from.")
-        tables, used = estimate(
+        fit = estimate
+        if getattr(counts, "on_disk", False):  # counted out of core: estimated from the files
+            from chainrule.models.ngram.outofcore import estimate_on_disk as fit
+        tables, used = fit(
             counts, self.vocab_size, self.bos_id, self.smoothing,
             k=self.k, discounts=self.discounts, prune=self.prune,
             never=() if self.pad_id is None else (self.pad_id,),
@@ -173,12 +176,14 @@ class NgramModel(LanguageModel):
         return _torch().from_numpy(self.token_log10probs(tokens, lengths) * LN10).float()
 
     def score_lines(self, tokenizer: Any, lines: Sequence[str]) -> Any:
-        """Text in: every line framed and scored in two compiled calls (a
-        :class:`.lines.LineScores`, the scores :meth:`token_logprobs` gives bit for bit), or
-        None where that fast path does not apply (:mod:`.lines`); the perplexity evaluator's hook."""
-        from chainrule.models.ngram.lines import score_lines
+        """Text in: every line framed and scored (a :class:`.lines.LineScores`, the scores
+        :meth:`token_logprobs` gives bit for bit) in two compiled calls for a whitespace word
+        tokenizer, else encoded line by line and scored with numpy arrays (:mod:`.lines`):
+        the perplexity evaluator's hook, which keeps torch out of n-gram scoring."""
+        from chainrule.models.ngram.lines import score_encoded_lines, score_lines
 
-        return score_lines(self, tokenizer, lines)
+        fast = score_lines(self, tokenizer, lines)
+        return fast if fast is not None else score_encoded_lines(self, tokenizer, lines)
 
     def _distributions(self, ctx: np.ndarray) -> np.ndarray:
         """Next-token log10 distributions (M, V) after right-aligned contexts (M, W); -1 = none."""
@@ -276,8 +281,9 @@ class NgramModel(LanguageModel):
             tensors[f"backoff.{k}"] = t.backoff[k - 1]
             if t.raw_counts is not None:
                 tensors[f"count.{k}"] = t.raw_counts[k - 1]
-        write_safetensors(Path(directory) / "model.safetensors", tensors,
-                          metadata={"format": "chainrule-ngram", "order": str(t.order)})
+        write = getattr(t, "write_safetensors", write_safetensors)  # tables on disk: copied
+        write(Path(directory) / "model.safetensors", tensors,
+              metadata={"format": "chainrule-ngram", "order": str(t.order)})
 
     @classmethod
     def from_directory(cls, directory: Path, config: dict[str, Any]) -> NgramModel:

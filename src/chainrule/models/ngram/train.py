@@ -87,8 +87,11 @@ def _grown_tokenizer(learned: list[str], first_word: int) -> WordTokenizer:
 
 def _count_compiled(paths, order, tok, with_tokenizer, grow, memory, temp_dir, skipped):
     """Count with the compiled kernel (:mod:`.fastcount`): every order derived at once."""
-    counter = fastcount.CompiledCounter(order, tok.bos_id, tok.eos_id, memory=memory,
-                                        temp_dir=None if temp_dir is None else str(temp_dir))
+    counter = fastcount.CompiledCounter(
+        order, tok.bos_id, tok.eos_id, memory=memory and fastcount.counter_budget(memory),
+        temp_dir=None if temp_dir is None else str(temp_dir))
+    # with a budget every order's table goes to disk, for the out-of-core estimator
+    finish = counter.finish if memory is None else counter.finish_to_disk
     if with_tokenizer:
         batch: list = []
         size = 0
@@ -99,7 +102,7 @@ def _count_compiled(paths, order, tok, with_tokenizer, grow, memory, temp_dir, s
                 counter.add_sentences(batch)
                 batch, size = [], 0
         counter.add_sentences(batch)
-        return counter.finish(tok.vocab_size), tok
+        return finish(tok.vocab_size), tok
     _, first_word, skip = _word_ids(tok)
     counter.set_vocab(list(tok.vocab), skip, tok.unk_id, grow)
     for path in paths:
@@ -108,7 +111,7 @@ def _count_compiled(paths, order, tok, with_tokenizer, grow, memory, temp_dir, s
         skipped.append(counter.first_skipped())
     if grow:
         tok = _grown_tokenizer(counter.new_words(), first_word)
-    return counter.finish(tok.vocab_size), tok
+    return finish(tok.vocab_size), tok
 
 
 def _count_numpy(paths, order, tok, with_tokenizer, grow, chunk_tokens, skipped):
@@ -170,10 +173,13 @@ def train_ngram(
         vocab: closed vocabulary (a file with one word per line, or the words themselves).
         tokenizer: a chainrule tokenizer (object or path) instead of whitespace words.
         chunk_tokens: tokens per counting chunk of the numpy counter (lower = less memory).
-        memory: a budget for counting (bytes, or ``"500M"``, ``"2G"``), like lmplz's ``-S``:
-            the compiled counter spills sorted runs to ``temp_dir`` when its buffer is full and
-            merges them at the end (the model's own tables come on top). None: in memory.
-        temp_dir: where spilled runs go (default: the system's temporary directory).
+        memory: a memory budget for the whole run (bytes, or ``"500M"``, ``"2G"``), like
+            lmplz's ``-S``: the compiled counter spills sorted runs to ``temp_dir`` when its
+            buffer is full, merges them at the end writing every order's table to disk, and
+            Kneser-Ney is estimated from those files order by order (:mod:`.outofcore`); the
+            model's tables stay in files there, memory-mapped. None: everything in memory.
+        temp_dir: where spilled runs and the tables go (default: the system's temporary
+            directory).
     Raises:
         ConfigError, DataError, TokenizerError: bad options or input, one sentence each.
     """
