@@ -219,4 +219,8 @@ def test_a_shared_cap_is_split_in_proportion_to_the_planned_steps(tmp_path):
                        neural_overrides=overrides, neural_cap_seconds=100.0,
                        neural_cap_shared=True)
     data = prepare(cfg)
-    assert (_cap_share("ffnn", data), _cap_share("gpt", data)) == (25.0, 75.0)
+    assert (_cap_share("ffnn", data), _cap_share("gpt", data)) == (25.0, 100.0)  # none spent
+    data.neural_started = 1000.0  # then what is left is shared among this and later rungs
+    assert _cap_share("ffnn", data, now=1000.0) == 25.0
+    assert _cap_share("gpt", data, now=1020.0) == 80.0  # ffnn took 20 s of its 25
+    assert _cap_share("gpt", data, now=1200.0) == 1e-6  # spent: one chunk, then it stops

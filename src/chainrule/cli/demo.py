@@ -41,9 +41,13 @@ def register(sub) -> None:
                         "(the same numbers on every run; about 4 minutes on 2 cores)")
     d.add_argument("--cap", type=float, default=None, metavar="SECONDS",
                    help="with a step plan, the wall-time safety cap for the neural rungs "
-                        "together, shared in proportion to their planned steps: a rung that "
-                        "would pass its share stops early and the report says so (default: "
-                        "270; 0: none)")
+                        "together (for each process of --workers), shared in proportion to "
+                        "their planned steps: a rung that would pass its share stops early "
+                        "and the report says so (default: 270; 0: none)")
+    d.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="processes that train the neural rungs at once, one thread each "
+                        "(default: 0, one per usable CPU; 1: one after the other); the "
+                        "figures are the same either way")
     d.add_argument("--seed", type=int, default=1337,
                    help="seeds the neural rungs and the samples (default: %(default)s)")
     d.add_argument("--pairs", nargs="*", default=(), metavar="BLIMP.jsonl",
@@ -69,6 +73,9 @@ def _ladder_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cap", type=float, default=0.0, metavar="SECONDS",
                    help="with --checks: a wall-time safety cap per neural rung; a rung that "
                         "would pass it stops early and the report says so (default: none)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="processes that train the neural rungs at once, one thread each "
+                        "(default: 1, one after the other in this process)")
     p.add_argument("--pretrained", default="", metavar="MODEL_DIR",
                    help="a model trained elsewhere (e.g. `chainrule pretrained get`) scored as "
                         "the 'pretrained' rung, added to --rungs; compare it per word and per "
@@ -176,7 +183,7 @@ def run_ladder_cmd(args: argparse.Namespace) -> int:
         word_mode=args.word_mode, neural_iters=steps, neural_seconds=seconds,
         neural_overrides=parse_sets(args.set), pairs=tuple(args.pairs),
         sample_tokens=args.sample_tokens, seed=args.seed, neural_checks=args.checks,
-        neural_cap_seconds=args.cap,
+        neural_cap_seconds=args.cap, neural_workers=args.workers,
     )
     rc = _run_and_print(cfg, args.json)
     if rc == 0 and (args.suites or args.reading_times):
@@ -249,7 +256,8 @@ def run_demo_cmd(args: argparse.Namespace) -> int:
     budget = parse_budget(args.budget, max_steps=20_000) if args.budget else None
     extra = {} if args.cap is None else {"cap": args.cap}
     cfg = demo_config(args.output, rungs=_rungs(args.rungs) if args.rungs else None,
-                      budget=budget, pairs=tuple(args.pairs), seed=args.seed, **extra)
+                      budget=budget, pairs=tuple(args.pairs), seed=args.seed,
+                      workers=args.workers, **extra)
     if not args.json:
         print(f"\nThe model ladder on Tiny Shakespeare (word level, one vocabulary for all; "
               f"{_training_text(cfg)}):", flush=True)

@@ -5,8 +5,10 @@ contiguous), the ladder is word level with words seen fewer than 3 times mapped 
 and each neural rung trains for a fixed number of steps (:data:`DEMO_PLAN`) on one thread,
 seeded, with its validation perplexity checked :data:`DEMO_CHECKS` times and the best
 checkpoint kept (:mod:`chainrule.evaluation.ladder_plan`): the same numbers on every run and
-every machine. A wall-time cap per rung (:data:`DEMO_CAP_SECONDS`) is only a safety net for a
-very slow or busy machine; a rung it cuts short says so in the report.
+every machine. The neural rungs train in one process per usable CPU at once
+(:mod:`chainrule.evaluation.ladder_lanes`; the figures do not change with it). A wall-time cap
+(:data:`DEMO_CAP_SECONDS`) is only a safety net for a very slow or busy machine; a rung it cuts
+short says so in the report.
 """
 
 from __future__ import annotations
@@ -22,18 +24,20 @@ from chainrule.evaluation.ladder import DEFAULT_RUNGS, LadderConfig
 DEMO_WORDS = ["Shakespeare", "wherefore", "unkindness", "gentlemen", "thou"]
 DEMO_NEURAL_SECONDS = 40.0  # --budget 40s: the old wall-time budget per neural rung
 DEMO_MAX_STEPS = 20_000  # with a wall-time budget, only a fast machine reaches this
-# The step plan: optimiser steps per neural rung, sized so that the neural rungs fit the cap below
-# on a quiet 2-core CPU at one thread (measured there: FFNN 36, LSTM 35, GPT 43 steps/s; ~230 s).
-# Twice this plan (FFNN and LSTM 4,000, GPT 8,000) gives FFNN 69.4 and GPT 66.5 below KN5 71.4
-# but needs ~9 minutes there (bench/RESULTS.md, "Demo").
-DEMO_PLAN = {"ffnn": 2000, "rnn": 2000, "lstm": 2000, "gpt": 5000}
+# The step plan: optimiser steps per neural rung. On two cores the rungs train in two processes
+# at once (evaluation/ladder_lanes.py: ffnn -> lstm | gpt), and each lane fits the cap below on a
+# quiet 2-core CPU at one thread (FFNN 36, LSTM 31 with its reset at <s>, GPT 43 steps/s there:
+# ~175 s and ~185 s). Test perplexity: FFNN 69.4, LSTM 62.4, GPT 66.5, all below KN5's 71.4
+# (bench/RESULTS.md, "Demo"); one process (one core) takes ~6 minutes and the cap cuts it.
+DEMO_PLAN = {"ffnn": 4000, "rnn": 2000, "lstm": 2000, "gpt": 8000}
 # settings over the ladder's NEURAL_DEFAULTS for the demo's plan
-# (LSTM, same plan: 2e-2 diverged from run to run, 5e-3 gave test perplexity 86.4, 1e-2 76.9;
-# dropout 0.3 or 0.5 were worse at 4,000 steps)
+# (LSTM at 4,000 steps, before its reset at <s>: 2e-2 diverged from run to run, 5e-3 gave test
+# perplexity 86.4, 1e-2 76.9; dropout 0.3 or 0.5 were worse)
 DEMO_SETTINGS: dict[str, dict[str, Any]] = {"lstm": {"learning_rate": 1e-2}}
 DEMO_CHECKS = 10  # validation checks per neural rung; the best checkpoint is kept
-# the safety cap: wall time for the neural rungs together, each rung's share in proportion to
-# its planned steps (the rest of the demo -- tokenizers, n-grams, scoring -- takes ~30 s)
+# the safety cap: wall time for the neural rungs together -- for each lane of rungs trained at
+# once, each rung's share of what is left in proportion to its planned steps within the lane
+# (the rest of the demo -- tokenizers, n-grams -- takes ~20 s)
 DEMO_CAP_SECONDS = 270.0
 DEMO_MERGES = 10
 
@@ -53,13 +57,15 @@ def demo_corpus() -> Path:
 def demo_config(
     output: str, *, rungs: tuple[str, ...] | None = None,
     budget: tuple[int, float] | None = None, pairs: tuple[str, ...] = (), seed: int = 1337,
-    cap: float = DEMO_CAP_SECONDS,
+    cap: float = DEMO_CAP_SECONDS, workers: int = 0,
 ) -> LadderConfig:
     """The demo's ladder settings.
 
     ``budget`` is ``None`` (the step plan :data:`DEMO_PLAN`), ``(steps, 0)`` (that many steps
     for every neural rung, same checks and cap) or ``(max_steps, seconds)`` (a wall-time budget
     per neural rung, as before the step plan: the figures then depend on the machine's speed).
+    ``workers``: processes training the neural rungs at once (0: one per usable CPU; the
+    figures are the same either way, :mod:`chainrule.evaluation.ladder_lanes`).
     """
     common: dict[str, Any] = {
         "data": (str(demo_corpus()),), "output": output, "rungs": rungs or DEFAULT_RUNGS,
@@ -72,7 +78,7 @@ def demo_config(
     overrides = {f: {**DEMO_SETTINGS.get(f, {}), "max_iters": n} for f, n in plan.items()}
     return LadderConfig(**common, neural_iters=max(plan.values()), neural_overrides=overrides,
                         neural_checks=DEMO_CHECKS, neural_cap_seconds=cap, neural_threads=1,
-                        neural_cap_shared=True)
+                        neural_cap_shared=True, neural_workers=workers)
 
 
 def _merge_strings(tok, n: int) -> list[tuple[str, str]]:

@@ -115,13 +115,22 @@ def run_ladder(
         from chainrule.evaluation.pairs import read_pairs
 
         pairs = read_pairs(config.pairs)
-    results = []
+    from chainrule.evaluation.ladder_lanes import run_neural
+    from chainrule.evaluation.ladder_rungs import NEURAL_DEFAULTS
+
     threads = torch.get_num_threads()  # a timed neural rung may pick one thread; restored below
-    for rung in config.rungs:
+
+    def run_one(rung: str, data: LadderData, pairs, log: Callable[[str], None]) -> RungResult:
         try:
-            results.append(_run_rung(rung, data, pairs, log))
+            return _run_rung(rung, data, pairs, log)
         finally:
             torch.set_num_threads(threads)
+
+    # the n-grams first, here; then the neural rungs, in parallel lanes where planned
+    neural = [r for r in config.rungs if r in NEURAL_DEFAULTS]
+    done = {r: run_one(r, data, pairs, log) for r in config.rungs if r not in neural}
+    done.update(run_neural(data, neural, pairs, log, run_one, _run_rung))
+    results = [done[r] for r in config.rungs]
     write_report(data, results)
     return data, results
 

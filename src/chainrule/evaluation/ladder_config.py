@@ -50,11 +50,16 @@ class LadderConfig:
             the last); see :mod:`chainrule.evaluation.ladder_plan`.
         neural_cap_seconds: with a step budget and checks, a wall-time safety cap per neural
             rung (0: none): a rung that would pass it stops early and the report says so.
-        neural_cap_shared: the cap is for all the neural rungs together, each rung's share in
-            proportion to its planned steps (the demo's 5-minute budget).
+        neural_cap_shared: the cap is for all the neural rungs together (of each lane), each
+            rung's share of what is left in proportion to its planned steps (the demo's
+            5-minute budget).
         neural_threads: PyTorch threads for the neural rungs (0: as set); the demo uses 1, so
             its numbers do not depend on the machine (and a busy CPU runs small models
             fastest on one thread).
+        neural_workers: processes that train the neural rungs at once, each running a lane
+            of rungs (:mod:`chainrule.evaluation.ladder_lanes`); 1: one after the other in
+            this process; 0: one per usable CPU for a step plan on one thread (the demo),
+            else 1. The figures do not change with it.
         pairs: BLiMP-format JSONL files scored by every rung.
         sample_tokens: length of each rung's sample.
         seed: seeds tokenizer ties, neural training and the samples.
@@ -84,6 +89,7 @@ class LadderConfig:
     neural_cap_seconds: float = 0.0
     neural_cap_shared: bool = False
     neural_threads: int = 0
+    neural_workers: int = 1
     pairs: tuple[str, ...] = ()
     sample_tokens: int = 30
     seed: int = 1337
@@ -114,9 +120,10 @@ class LadderConfig:
                             "(e.g. one made by `chainrule pretrained get`).")
         if self.neural_iters < 1:
             problems.append(f"neural_iters must be at least 1, got {self.neural_iters}.")
-        if self.neural_checks < 0 or self.neural_cap_seconds < 0 or self.neural_threads < 0:
-            problems.append("neural_checks, neural_cap_seconds and neural_threads must be 0 "
-                            "or more.")
+        if min(self.neural_checks, self.neural_cap_seconds, self.neural_threads,
+               self.neural_workers) < 0:
+            problems.append("neural_checks, neural_cap_seconds, neural_threads and "
+                            "neural_workers must be 0 or more.")
         if problems:
             raise ConfigError(problems)
 
@@ -169,6 +176,8 @@ class LadderData:
     out_dir: Path
     test_tokens: int = 0  # scored test targets (tokens + one </s> per sequence)
     test_oov: int = 0  # of which <unk>
+    neural_started: float | None = None  # perf_counter() when this process's first neural
+    # rung started (a shared cap counts from it: ladder_rungs._cap_share)
 
     @property
     def unk_rate(self) -> float:

@@ -48,7 +48,7 @@ class PlanOutcome:
         """A sentence for the report ('' when the plan ran as planned)."""
         if not self.cut_short:
             return ""
-        return (f"cut short by the {cap:g} s safety cap at step {self.steps:,} of the "
+        return (f"cut short by the {_seconds(cap)} s safety cap at step {self.steps:,} of the "
                 f"{self.planned:,} planned (a slow or busy machine), so the learning rate had "
                 "not decayed and this figure is worse than the plan's; the best checkpoint "
                 f"(step {self.best_step:,}) is kept")
@@ -91,7 +91,7 @@ def train_planned(family: str, data, train_ids: np.ndarray, val_ids: np.ndarray 
         if cap and done and time.perf_counter() - t0 + last_chunk > cap:
             out.cut_short = True
             log.warning(f"{family}: stopped at step {done:,} of {total:,}: the next chunk "
-                        f"would pass the {cap:g} s cap")
+                        f"would pass the {_seconds(cap)} s cap")
             break
         t = time.perf_counter()
         train(config_until(step), train_ids, val_ids, directory, tokenizer=data.tokenizer,
@@ -117,6 +117,11 @@ def train_planned(family: str, data, train_ids: np.ndarray, val_ids: np.ndarray 
         publish_best(directory, directory / "last")
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def _seconds(cap: float) -> str:
+    """A cap for a message: whole seconds (``39.6589`` -> ``40``), tiny test caps as they are."""
+    return f"{cap:.0f}" if cap >= 1 else f"{cap:g}"
 
 
 def _keep(ckpt: Path, best_dir: Path) -> None:

@@ -32,10 +32,13 @@ NEURAL_DEFAULTS: dict[str, dict[str, Any]] = {
     # model config classes became the one set of defaults, and the ladder's figures use them
     "ffnn": {"order": 5, "n_embd": 64, "n_hidden": 128, "dropout": 0.1, "direct": False,
              "learning_rate": 3e-3, "block_size": 16, "batch_size": 16},
+    # reset_at_bos: the ladder scores every sentence from the zero state after <s>, so the
+    # recurrent rungs train that way too (the state carried across batches is zeroed at each
+    # <s>); on the demo's plan it took the LSTM from 77.5 to 62.4 (bench/RESULTS.md)
     "rnn": {"n_layer": 1, "n_embd": 128, "n_hidden": 128, "dropout": 0.1, "tie_weights": True,
-            "learning_rate": 1e-2, "block_size": 16, "batch_size": 16},
+            "learning_rate": 1e-2, "block_size": 16, "batch_size": 16, "reset_at_bos": True},
     "lstm": {"n_layer": 1, "n_embd": 128, "n_hidden": 128, "dropout": 0.1,
-             "learning_rate": 2e-2, "block_size": 16, "batch_size": 16},
+             "learning_rate": 2e-2, "block_size": 16, "batch_size": 16, "reset_at_bos": True},
     "gpt": {"n_layer": 2, "n_head": 2, "n_embd": 64, "dropout": 0.1, "bias": False,
             "learning_rate": 1e-2, "block_size": 32, "batch_size": 8},
 }
@@ -186,15 +189,23 @@ def train_within(family: str, data, train_ids: np.ndarray, val_ids: np.ndarray |
     return done
 
 
-def _cap_share(family: str, data) -> float:
+def _cap_share(family: str, data, now: float | None = None) -> float:
     """This rung's wall-time cap: the configured one, or with ``neural_cap_shared`` its share
-    of it in proportion to its planned steps among the ladder's neural rungs."""
+    of what is left of it, in proportion to its planned steps among this and the later neural
+    rungs of the ladder (of a lane: :mod:`chainrule.evaluation.ladder_lanes`). What is left is
+    the cap less the time since ``data.neural_started`` (the first neural rung's start), so
+    time an earlier rung did not use goes to the later ones."""
     cfg = data.config
     if not cfg.neural_cap_shared or not cfg.neural_cap_seconds:
         return cfg.neural_cap_seconds
     steps = {r: _train_config(r, data, cfg.neural_iters).max_iters
              for r in cfg.rungs if r in NEURAL_DEFAULTS}
-    return cfg.neural_cap_seconds * steps[family] / sum(steps.values())
+    later = list(steps)[list(steps).index(family):]
+    spent = 0.0
+    if data.neural_started is not None:
+        spent = (time.perf_counter() if now is None else now) - data.neural_started
+    left = max(cfg.neural_cap_seconds - spent, 1e-6)  # 0 would mean "no cap"
+    return left * steps[family] / sum(steps[r] for r in later)
 
 
 def _fresh(directory: Path) -> None:

@@ -83,6 +83,9 @@ class RNNConfig(NeuralConfig):
     dropout: float = 0.0  # dropout on embeddings, between layers and before the output layer
     nonlinearity: str = "tanh"  # "tanh" (Elman) or "relu"
     tie_weights: bool = False  # share the input embedding with the output layer
+    # zero a row's state before each <s> it reads, so a sentence in a training stream starts
+    # from the state it is scored from (models/rnn.py RecurrentLM)
+    reset_at_bos: bool = False
 
     def problems(self) -> list[str]:
         out = super().problems() + self._positive("n_embd", "n_hidden", "n_layer")
@@ -105,6 +108,7 @@ class LSTMConfig(NeuralConfig):
     # 2016, chainrule.models.charword), plus a full row for the char_full_words most frequent ids
     word_repr: str = "table"
     char_full_words: int = 0
+    reset_at_bos: bool = False  # zero a row's state before each <s> (as RNNConfig)
 
     def problems(self) -> list[str]:
         out = super().problems() + self._positive("n_embd", "n_hidden", "n_layer")

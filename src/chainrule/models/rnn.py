@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from chainrule.models.neural import NeuralLM, RNNConfig, register_neural_family
 
@@ -69,12 +69,51 @@ class RecurrentLM(NeuralLM):
     def hidden(self, idx: torch.Tensor, state: State = None):
         """(B, T) -> ((B, T, H') top-layer outputs, state after the last position)."""
         x = self.drop(self.embedding(idx))  # (B, T, n_embd)
-        out, state = self.cell(x, state)  # (B, T, n_hidden)
+        out, state = self._recur(x, idx, state)  # (B, T, n_hidden)
         out = self.drop(out)
         return (self.proj(out) if self.proj is not None else out), state
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
         return self.decoder(h)
+
+    # -- reset at <s> (cfg.reset_at_bos) -----------------------------------------------------
+    @property
+    def _resets(self) -> bool:
+        return bool(getattr(self.cfg, "reset_at_bos", False))
+
+    def _recur(self, x: torch.Tensor, idx: torch.Tensor, state: State):
+        """The cell over (B, T). With ``reset_at_bos`` a row's state is zeroed just before each
+        ``<s>`` it reads, so a sentence inside a training stream starts from the zero state it
+        is scored from: each row is cut before every ``<s>`` into pieces, and all the pieces go
+        through the cell in one packed call (:func:`_run_pieces`).
+        """
+        if not self._resets:
+            return self.cell(x, state)
+        at_bos = idx == self.bos_id  # (B, T)
+        if not bool(at_bos[:, 1:].any()):  # at most a reset before the first column
+            if state is not None and bool(at_bos[:, 0].any()):
+                state = _keep_rows(state, ~at_bos[:, 0])
+            return self.cell(x, state)
+        if state is None:
+            state = self.init_state(idx.shape[0], x.device)
+        return _run_pieces(self.cell, x, at_bos, state)
+
+    def _after_last_bos(self, prompt: torch.Tensor, lengths: torch.Tensor | None):
+        """With ``reset_at_bos`` a row's state depends only on its tokens from its last ``<s>``
+        on: each row cut there, left-aligned and padded, with its new lengths."""
+        B, T = prompt.shape
+        lengths = (torch.full((B,), T, dtype=torch.long) if lengths is None
+                   else lengths.to("cpu", torch.long))
+        cols = torch.arange(T)
+        at_bos = (prompt.cpu() == self.bos_id) & (cols[None] < lengths[:, None])
+        last = torch.where(at_bos, cols[None], torch.zeros_like(cols)[None]).max(1).values
+        if not bool((last > 0).any()):
+            return prompt, lengths
+        new_len = lengths - last
+        width = int(new_len.max())
+        src = (last[:, None] + torch.arange(width)[None]).clamp(max=T - 1)
+        cut = prompt.gather(1, src.to(prompt.device))
+        return cut, new_len
 
     def layer_outputs(self, idx: torch.Tensor) -> list[torch.Tensor]:
         """(B, T) -> n_layer + 1 tensors (B, T, ·): the input embeddings, then each layer's h_t
@@ -108,6 +147,8 @@ class RecurrentLM(NeuralLM):
         self._source(source, prompt.shape[0])
         with self.inference():
             prompt = self._to_device(prompt)
+            if self._resets:  # the state after the last <s> forgets what came before it
+                prompt, lengths = self._after_last_bos(prompt, lengths)
             x = self.embedding(prompt)  # (B, T, n_embd)
             if lengths is not None and bool((lengths < prompt.shape[1]).any()):
                 # packing stops each row at its own length, so the state is the one after
@@ -119,7 +160,10 @@ class RecurrentLM(NeuralLM):
 
     def step(self, state: State, token: torch.Tensor):
         with self.inference():
-            x = self.embedding(self._to_device(token))[:, None]  # (B, 1, n_embd)
+            token = self._to_device(token)
+            if self._resets:
+                state = _keep_rows(state, token != self.bos_id)
+            x = self.embedding(token)[:, None]  # (B, 1, n_embd)
             _, state = self.cell(x, state)
             return self._logprobs_from_state(state), state
 
@@ -148,6 +192,10 @@ class RecurrentLM(NeuralLM):
         runs ``nn.RNN`` / ``nn.LSTM``; unlike it, it writes the new state into ``state``'s own
         tensors. Call in eval mode without gradients.
         """
+        if self._resets:  # in place, no data-dependent Python: a CUDA graph replays it
+            keep = (token != self.bos_id).to(self.embedding.weight.dtype)[:, None]
+            for s in state if isinstance(state, tuple) else (state,):
+                s.mul_(keep)
         x = self.embedding(token)  # (B, n_embd)
         for layer in range(self.cfg.n_layer):
             x = self._cell_step(layer, x, state)  # (B, n_hidden)
@@ -161,6 +209,46 @@ class RecurrentLM(NeuralLM):
         from chainrule.models.rnn_graphs import recurrent_decoder
 
         return recurrent_decoder(self)
+
+
+def _run_pieces(cell: nn.Module, x: torch.Tensor, at_bos: torch.Tensor, state: State):
+    """Run ``cell`` over (B, T, E) inputs with each row's state zeroed before every ``<s>``.
+
+    Each row is cut into pieces that start at column 0 and at every ``<s>``; the pieces are
+    left-aligned, padded and packed, so one cell call runs them all: a piece that starts with
+    ``<s>`` from the zero state, a row's first piece otherwise from the row's ``state``. The
+    outputs go back to their (row, column) places; the state returned is each row's last
+    piece's. Example: rows ``a <s> b c`` and ``d e <s> f`` are the pieces ``a``, ``<s> b c``,
+    ``d e``, ``<s> f``.
+    """
+    T = at_bos.shape[1]
+    starts = at_bos.clone()
+    starts[:, 0] = True
+    rows, cols = torch.nonzero(starts, as_tuple=True)  # row by row: the pieces in order
+    per_row = starts.sum(1)
+    piece = starts.long().cumsum(1) - 1 + (per_row.cumsum(0) - per_row)[:, None]  # (B, T)
+    pos = torch.arange(T, device=x.device)[None] - cols[piece]  # column within the piece
+    lengths = torch.bincount(piece.flatten(), minlength=rows.numel())
+    padded = x.new_zeros(rows.numel(), int(lengths.max()), x.shape[-1]).index_put((piece, pos), x)
+    first = _keep_rows(_pick_rows(state, rows), ~at_bos[rows, cols])
+    packed = pack_padded_sequence(padded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    out, last = cell(packed, first)
+    out, _ = pad_packed_sequence(out, batch_first=True)
+    return out[piece, pos], _pick_rows(last, piece[:, -1])
+
+
+def _pick_rows(state: State, index: torch.Tensor) -> State:
+    """The rows ``index`` of a state (n_layer, B, H) (or of each tensor of a tuple)."""
+    if isinstance(state, tuple):
+        return tuple(s.index_select(1, index) for s in state)
+    return state.index_select(1, index)
+
+
+def _keep_rows(state: State, keep: torch.Tensor) -> State:
+    """``state`` with the rows where ``keep`` (B,) is False set to zero (differentiably)."""
+    if isinstance(state, tuple):
+        return tuple(_keep_rows(s, keep) for s in state)
+    return state * keep.to(state.dtype)[None, :, None]
 
 
 class ElmanRNN(RecurrentLM):

@@ -70,6 +70,11 @@ def _lstm(task: TinyTask):
     return _fit_neural("lstm", task, n_embd=8, n_hidden=12, n_layer=2, dropout=0.1)
 
 
+def _lstm_reset(task: TinyTask):  # the state zeroed before each <s> (the model ladder's)
+    return _fit_neural("lstm", task, n_embd=8, n_hidden=12, n_layer=2, dropout=0.1,
+                       reset_at_bos=True)
+
+
 def _lstm_char(task: TinyTask):
     return _fit_neural("lstm", task, n_embd=8, n_hidden=12, n_layer=1, dropout=0.1,
                        tie_weights=False, word_repr="char-cnn", char_full_words=3)
@@ -162,6 +167,7 @@ FAMILY_SPECS: dict[str, FamilySpec] = {
     "rnn": FamilySpec("rnn", _rnn),
     "lstm": FamilySpec("lstm", _lstm),
     "lstm-char-cnn": FamilySpec("lstm", _lstm_char),
+    "lstm-reset-bos": FamilySpec("lstm", _lstm_reset),
     "gpt": FamilySpec("gpt", _gpt),
     "gpt-rotary": FamilySpec("gpt", _gpt_rotary),
     "gpt-llama": FamilySpec("gpt", _gpt_llama),
