@@ -72,6 +72,14 @@ def psych_rows(report_dir: str | os.PathLike, *, suites: Sequence[str] = (),
             row["ΔLL/word"] = f"{d.delta_ll:.4f} ± {d.se:.4f}"
             row["<unk> words (RT)"] = str(rt.unk_words[name])
         out["rows"].append(row)
+    pts = [(by[n].get("test_ppl"), rt.delta[n].delta_ll) for n, _, _ in loaded] if rt else []
+    pts = [p for p in pts if p[0]]
+    if len(pts) >= 3:  # ΔLL against quality (Wilcox et al. 2020): the correlation over rungs
+        from chainrule.evaluation.rt_quality import quality_correlation
+
+        c = quality_correlation(*zip(*pts))
+        out["quality"] = {"n": c.n, "pearson_log_ppl": c.pearson_log_ppl,
+                          "spearman": c.spearman, "slope_per_doubling": c.slope}
     return out
 
 
@@ -97,6 +105,11 @@ def add_psych_section(report_dir: str | os.PathLike, **kw) -> Path:
     cols = list(res["rows"][0])
     md += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     md += ["| " + " | ".join(r[c] for c in cols) + " |" for r in res["rows"]]
+    if res.get("quality"):
+        q = res["quality"]
+        md += ["", (f"ΔLL against test perplexity over {q['n']} rungs: Pearson r (log "
+                    f"perplexity) {q['pearson_log_ppl']:.2f}, Spearman ρ {q['spearman']:.2f} "
+                    "(negative: ΔLL grows as perplexity falls).")]
     if res["suites"]:
         circuits = sorted({c for s in res["suites"].values() for c in s["circuits"]})
         md += ["", "Accuracy per circuit (%):", "", "| rung | " + " | ".join(circuits) + " |",

@@ -70,15 +70,25 @@ def plot_rt_vs_surprisal(curves: dict[str, dict[str, np.ndarray]], path: str | o
 
 
 def plot_dll_vs_ppl(names: Sequence[str], ppl: Sequence[float], dll: Sequence[float],
-                    se: Sequence[float], path: str | os.PathLike) -> Path:
-    """Delta log-likelihood per word (with 1.96 SE bars) against test perplexity (log x)."""
+                    se: Sequence[float], path: str | os.PathLike, *,
+                    xlabel: str = "test perplexity (log scale)",
+                    groups: Sequence[str] | None = None) -> Path:
+    """Delta log-likelihood per word (with 1.96 SE bars) against test perplexity (log x);
+    ``groups`` (one label per model, e.g. its family) colours the points, with a legend."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.errorbar(ppl, dll, yerr=1.96 * np.asarray(se), fmt="o", capsize=3)
+    labels = list(groups) if groups is not None else [""] * len(names)
+    for g in dict.fromkeys(labels):
+        k = [i for i, lab in enumerate(labels) if lab == g]
+        ax.errorbar([ppl[i] for i in k], [dll[i] for i in k],
+                    yerr=1.96 * np.asarray([se[i] for i in k]), fmt="o", capsize=3,
+                    label=g or None)
     for n, x, y in zip(names, ppl, dll):
-        ax.annotate(n, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.annotate(n, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    if groups is not None:
+        ax.legend(fontsize=8)
     ax.set_xscale("log")
-    ax.set_xlabel("test perplexity (log scale)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("ΔLL per word (nats)")
     ax.set_title("Predictive power for reading times against perplexity")
     out = _save(fig, path)

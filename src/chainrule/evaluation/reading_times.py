@@ -198,7 +198,24 @@ def analyse(models: Sequence[tuple[str, Any, Any]], words: Sequence[RTWord], *,
     """Surprisal of every word under every model, then ΔLL over the baseline (module doc)."""
     if spillover < 0:
         raise ConfigError(f"--spillover must be 0 or more, got {spillover}.")
-    res = RTResult([m[0] for m in models])
+    scored = {name: story_surprisals(model, tok, words, split_punctuation=split_punctuation,
+                                     allow_unk=allow_unk)
+              for name, model, tok in models}
+    return regress_surprisals(scored, words, freq=freq, spillover=spillover, folds=folds,
+                              rt_min=rt_min, rt_max=rt_max, seed=seed)
+
+
+def regress_surprisals(scored: dict[str, tuple[np.ndarray, np.ndarray]],
+                       words: Sequence[RTWord], *, freq: tuple[Counter, int] | None = None,
+                       spillover: int = 1, folds: int = 10, rt_min: float = 100.0,
+                       rt_max: float = 3000.0, seed: int = 0) -> RTResult:
+    """ΔLL over the baseline for surprisals already computed: ``scored`` maps a model name to
+    ``(surprisal bits, <unk> flag)`` per word of ``words`` (:func:`story_surprisals`, e.g. kept
+    from an earlier run). Every model is fit on the same rows: a word with ``<unk>`` under any
+    model (at t..t-k) is left out for all."""
+    if spillover < 0:
+        raise ConfigError(f"--spillover must be 0 or more, got {spillover}.")
+    res = RTResult(list(scored))
     docs = [w.doc for w in words]
     rt = np.array([np.nan if w.rt is None else w.rt for w in words])
     length = np.array([len(strip_word(w.word)) for w in words], dtype=float)
@@ -214,9 +231,11 @@ def analyse(models: Sequence[tuple[str, Any, Any]], words: Sequence[RTWord], *,
     B = np.hstack(base)
     ok = ~np.isnan(B).any(1) & ~np.isnan(rt) & (rt >= rt_min) & (rt <= rt_max)
     S = {}
-    for name, model, tok in models:
-        s, unk = story_surprisals(model, tok, words, split_punctuation=split_punctuation,
-                                  allow_unk=allow_unk)
+    for name, (s, unk) in scored.items():
+        s, unk = np.asarray(s, dtype=float), np.asarray(unk, dtype=bool)
+        if len(s) != len(words) or len(unk) != len(words):
+            raise DataError(f"{name}: {len(s)} surprisals for {len(words)} words; score the "
+                            "same reading-time table.")
         res.surprisal[name], res.unk_words[name] = s, int(unk.sum())
         S[name] = lagged(s, docs, spillover)
         ok &= ~(lagged(unk.astype(float), docs, spillover) > 0).any(1)
@@ -229,4 +248,4 @@ def analyse(models: Sequence[tuple[str, Any, Any]], words: Sequence[RTWord], *,
 
 
 __all__ = ["RTResult", "RTWord", "analyse", "lagged", "pieces", "read_reading_times",
-           "story_surprisals", "unigram_log2"]
+           "regress_surprisals", "story_surprisals", "unigram_log2"]
