@@ -5,6 +5,10 @@ the same prompt ids (scores should agree within noise; both run times reported).
     nice -n 10 .venv/bin/python bench/bench_prompting.py --threads 1 --limit 24 --seeds 2 \
         --out /tmp/bench_prompting
 
+    # acc/acc_norm against a slow transformers reference, 20 Brown excerpts x 15 genres:
+    nice -n 10 .venv/bin/python bench/bench_prompting.py --threads 1 --limit 20 --shots 0 \
+        --mc-reference brown-genre --out /tmp/bench_prompting
+
 Needs the imported model (``chainrule pretrained get smollm2-135m-instruct``) and, for the peer,
 transformers + gguf + accelerate (the ``bench`` extra). Reads ../shared/data (or --data-root).
 """
@@ -106,6 +110,88 @@ def mc_cache_speedup(model, tok, name: str, root, limit: int, shots: list[int],
     return res
 
 
+def mc_reference(model, tok, name: str, root, limit: int, shots: int) -> dict:
+    """lm-evaluation-harness conventions on a real multiple-choice task: chainrule's harness
+    (batched, prompt cache) against the slow reference of :mod:`chainrule.testing.mc_reference`
+    run on transformers' model and tokenizer of the same GGUF weights (one forward pass per
+    choice, acc = argmax of the summed log-probs, acc_norm = argmax of the sum / len(choice))."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from chainrule.prompting.harness import run_condition
+    from chainrule.prompting.metrics import pick
+    from chainrule.testing.mc_reference import reference_multiple_choice
+
+    task = load_task(name)
+    pool, test = split_examples(task, task_examples(task, root))
+    test = subsample(test, limit)
+    t0, c0 = time.perf_counter(), time.process_time()
+    recs = run_condition(model, PromptBuilder(task, tok, "plain", None, model.bos_id), pool,
+                         test, shots, 0)
+    ours = (time.perf_counter() - t0, time.process_time() - c0)
+    gguf = smollm2_path(download=False)
+    hf = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                              dtype=torch.float32).eval()
+    hf_tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    choices = [task.choices_of(ex) for ex in test]
+    golds = [c.index(task.gold(ex)) if isinstance(task.gold(ex), str) else int(task.gold(ex))
+             for c, ex in zip(choices, test)]
+    t0, c0 = time.perf_counter(), time.process_time()
+    ref = reference_multiple_choice(
+        lambda ids: hf(ids).logits, lambda s: hf_tok(s, add_special_tokens=False).input_ids,
+        [r.prompt for r in recs], choices, golds, delimiter=task.target_delimiter,
+        prefix=[model.bos_id])
+    theirs = (time.perf_counter() - t0, time.process_time() - c0)
+    worst = max(abs(a - b) for r, lp in zip(recs, ref["logprobs"])
+                for a, b in zip(r.choice_logprobs, lp))
+    same_ids = sum(tok.encode(r.prompt) == hf_tok(r.prompt, add_special_tokens=False).input_ids
+                   for r in recs)
+    res = {"task": name, "shots": shots, "examples": len(test), "choices": len(choices[0]),
+           "acc": float(np.mean([r.correct for r in recs])),
+           "acc_norm": float(np.mean([r.correct_norm for r in recs])),
+           "reference_acc": float(np.mean(ref["acc"])),
+           "reference_acc_norm": float(np.mean(ref["acc_norm"])),
+           "same_acc": sum(int(r.correct) == a for r, a in zip(recs, ref["acc"])),
+           "same_acc_norm": sum(int(r.correct_norm) == a
+                                for r, a in zip(recs, ref["acc_norm"])),
+           "same_pred": sum(c.index(r.prediction) == i
+                            for c, r, i in zip(choices, recs, ref["pred"])),
+           "same_pred_norm": sum(pick(r.choice_logprobs, c)[1] == i
+                                 for c, r, i in zip(choices, recs, ref["pred_norm"])),
+           "pred_differs_from_pred_norm": sum(a != b for a, b in zip(ref["pred"],
+                                                                    ref["pred_norm"])),
+           "acc_differs_from_acc_norm": sum(r.correct != r.correct_norm for r in recs),
+           "max_abs_logprob_diff": worst, "prompts_tokenised_identically": same_ids,
+           "seconds_chainrule": ours, "seconds_reference": theirs, "load": os.getloadavg()}
+    print(json.dumps(res), flush=True)
+    return res
+
+
+def plot_relations(tasks: dict, path: Path) -> Path:
+    """Every relation task's exact match against shots in one figure (one line per task)."""
+    from chainrule.evaluation.plots import _pyplot, _save
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 5))
+    names = [n for n in tasks if not n.startswith("multi30k")]
+    shots = sorted({r["shots"] for n in names for r in tasks[n]["rows"]})
+    for i, name in enumerate(names):
+        rows = sorted(tasks[name]["rows"], key=lambda r: r["shots"])
+        ax.plot([shots.index(r["shots"]) for r in rows], [r["exact_match"] for r in rows],
+                marker="os^D"[i % 4], linestyle="-" if name.startswith("gram") else "--",
+                color=plt.get_cmap("tab20")(i), label=f"{name} (n={rows[0]['n']})")
+    ax.set_xticks(range(len(shots)))
+    ax.set_xticklabels([str(k) for k in shots])
+    ax.set_xlabel("demonstrations in the prompt (shots)")
+    ax.set_ylabel("exact match")
+    ax.set_title("SmolLM2-135M-Instruct, word relations (questions-words sections)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    out = _save(fig, path)
+    plt.close(fig)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=1)
@@ -123,7 +209,16 @@ def main() -> int:
     ap.add_argument("--out", default="/tmp/bench_prompting")
     ap.add_argument("--mc-cache", metavar="TASK", help="only time multiple-choice TASK with and "
                     "without the prompt cache (same run), then stop")
+    ap.add_argument("--mc-reference", metavar="TASK", help="only check multiple-choice TASK's "
+                    "acc/acc_norm against a slow transformers reference (--limit examples, the "
+                    "first of --shots), then stop")
+    ap.add_argument("--replot-relations", metavar="SUMMARY", help="only redraw the relation "
+                    "curves of a summary.json into --out/relations_shots.png, then stop")
     args = ap.parse_args()
+    if args.replot_relations:
+        tasks = json.loads(Path(args.replot_relations).read_text())["tasks"]
+        print(plot_relations(tasks, Path(args.out) / "relations_shots.png"))
+        return 0
     torch.set_num_threads(args.threads)
     shots = [int(s) for s in args.shots.split(",")]
     model_dir = default_cache_dir() / "models" / "smollm2-135m-instruct"
@@ -138,6 +233,10 @@ def main() -> int:
     model, tok = load_model(model_dir), load_tokenizer(model_dir)
     entry = ModelEntry("smollm2-135m-instruct", model, tok, load_chat_template(model_dir))
     root = data_root(args.data_root)
+    if args.mc_reference:
+        res = mc_reference(model, tok, args.mc_reference, root, args.limit, shots[0])
+        (out / "mc_reference.json").write_text(json.dumps(res, indent=1))
+        return 0
     if args.mc_cache:
         res = mc_cache_speedup(model, tok, args.mc_cache, root, args.limit, shots, args.seeds)
         (out / "mc_cache.json").write_text(json.dumps(res, indent=1))
@@ -202,6 +301,8 @@ def main() -> int:
         print(f"{name:30s} pool {rep.n_pool:4d}  exact match by shots {cells}  "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
         save()
+    if relations:
+        plot_relations(summary["tasks"], out / "relations_shots.png")
 
     for name in () if args.no_mt else ("multi30k-de-en",):
         task = load_task(name)

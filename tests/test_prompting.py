@@ -179,7 +179,9 @@ def test_acc_and_acc_norm_match_a_hand_computed_reference_on_20_examples(char_mo
 def pair_lm():
     """A 5-gram character model trained on documents that are 30% "x=x;" pairs and 70% bare
     "x;" words. Without demonstrations the prompt "m" most likely ends a bare word, so the
-    answer is empty; after "a=a;k=k;" the context shows the pair format and the model copies."""
+    answer is empty; after "a=a;k=k;" the context shows the pair format and the model copies.
+    (The same test with a small neural model, an LSTM trained here, is in
+    test_prompting_reference.py; this n-gram stays as the fast model of the CLI tests.)"""
     from chainrule.models.ngram import NgramModel
 
     tok = CharTokenizer(list(LETTERS) + ["=", ";"])

