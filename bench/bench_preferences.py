@@ -164,10 +164,10 @@ def hh_select(args) -> dict:
     from chainrule.models.pretrained import default_cache_dir
     from chainrule.preferences.reward_model import (
         RewardModel,
-        _pair_features,
         pairwise_report,
         plot_calibration,
     )
+    from chainrule.preferences.rm_features import pair_features
     from chainrule.preferences.runs import select_pairs
     from chainrule.training.preference_losses import bradley_terry_loss
 
@@ -182,7 +182,7 @@ def hh_select(args) -> dict:
             feats[split] = torch.load(cache)
         else:
             pairs, _ = select_pairs(HH, split, limit=limit)
-            feats[split] = _pair_features(rm, rm.encode(pairs, args.max_length), 16)
+            feats[split] = pair_features(rm, rm.encode(pairs, args.max_length), batch_size=16)
             torch.save(feats[split], cache)
         print(split, len(feats[split][0]), f"{time.perf_counter() - t0:.0f}s", flush=True)
     features_s = time.perf_counter() - t0

@@ -11,9 +11,23 @@ import logging
 
 from chainrule.cli._output import one_writer, print_json
 
+POOLINGS = ("last", "mean", "last+mean")  # chainrule.preferences.rm_features.POOLINGS
+
 _SPLIT_HELP = ("which pairs: train/validation/test (80/10/10 by SHA-256 of the prompt, so a "
                "prompt never straddles splits) or all")
 _REWARD_HELP = "a built-in verifiable reward: contains:WORD, shorter:N or sentiment"
+
+
+def _l2(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"--l2 takes a number >= 0 or 'auto', not {text!r}")
+    return value
 
 
 def _log(msg: str) -> None:
@@ -47,6 +61,22 @@ def register(sub) -> None:
     t.add_argument("--epochs", type=int, default=2)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--pooling", choices=POOLINGS, default="last",
+                   help="the feature: final hidden state at the last token, its mean over the "
+                   "response, or both concatenated")
+    t.add_argument("--l2", type=_l2, metavar="X|auto",
+                   help="frozen body: fit the head as an L2-regularised logistic regression on "
+                   "standardised features instead of --epochs of AdamW ('auto': the penalty "
+                   "with the lowest Bradley-Terry loss on --select-split)")
+    t.add_argument("--select-split", default="validation",
+                   choices=("train", "validation", "test"), help="split that --l2 auto uses")
+    t.add_argument("--select-limit", type=int, default=0, metavar="N")
+    t.add_argument("--bf16", action="store_true",
+                   help="compute a frozen body's features under bf16 autocast (faster on CPUs "
+                   "with bf16 support)")
+    t.add_argument("--feature-cache", metavar="DIR",
+                   help="keep a frozen body's features here in chunks (a rerun or an "
+                   "interrupted run reuses them)")
     t.add_argument("--plot", metavar="FILE.png", help="calibration plot of the held-out pairs")
     t.add_argument("-o", "--output", required=True, metavar="OUT")
     t.add_argument("--json", action="store_true")
@@ -165,9 +195,13 @@ def run_reward_train(args: argparse.Namespace) -> int:
     s = go(args.model_dir, args.data, args.output, split=args.split, eval_split=args.eval_split,
            lora_rank=args.lora_rank, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
            max_length=args.max_length, limit=args.limit, eval_limit=args.eval_limit,
-           seed=args.seed, plot=args.plot, log=_log)
+           seed=args.seed, plot=args.plot, pooling=args.pooling, l2=args.l2,
+           select_split=args.select_split, select_limit=args.select_limit, bf16=args.bf16,
+           feature_cache=args.feature_cache, log=_log)
+    head = (f"; head L2 {s['head']['l2']:g}, training accuracy "
+            f"{100 * s['head']['train_accuracy']:.1f}%" if "head" in s else "")
     return _show(args, s, f"trained on {s['train_pairs']} pairs ({s['identical_skipped']} with "
-                           f"chosen == rejected skipped); {_held(s.get('held_out'))} -> "
+                           f"chosen == rejected skipped){head}; {_held(s.get('held_out'))} -> "
                            f"{args.output}")
 
 
@@ -253,7 +287,9 @@ def run_eval(args: argparse.Namespace) -> int:
            reward_model=args.reward_model, judge_dir=args.judge, max_new_tokens=args.max_tokens,
            temperature=args.temperature, seed=args.seed)
     judge = f", judge win rate {100 * s['judge_win_rate']:.1f}%" if "judge_win_rate" in s else ""
-    return _show(args, s, f"win rate {100 * s['win_rate']:.1f}% over {s['prompts']} prompts"
+    lo, hi = s["win_interval"]
+    return _show(args, s, f"win rate {100 * s['win_rate']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}] "
+                           f"over {s['prompts']} prompts"
                            f"{judge}; reward {s['start_reward']:.3f} -> {s['reward']:.3f}; KL "
                            f"{s['kl']:.3f}; length {s['start_length_tokens']:.1f} -> "
                            f"{s['length_tokens']:.1f} tokens")

@@ -2,10 +2,10 @@
 
 For held-out prompts, one response each is sampled from the tuned policy and from its starting
 point (same seeds). Reported: the win rate of the tuned policy over the start by the reward
-(ties count half), each one's mean reward, the Monte-Carlo KL(policy || reference) (sum of
-log pi - log ref over the sampled tokens), and the mean response length (reward hacking often
-shows up as length). Optionally an AI judge's win rate too. ``plot_reward_vs_kl`` draws the
-training histories as reward against KL.
+(ties count half) with its 95% Wilson interval, each one's mean reward, the Monte-Carlo
+KL(policy || reference) (sum of log pi - log ref over the sampled tokens), and the mean
+response length (reward hacking often shows up as length). Optionally an AI judge's win rate
+too. ``plot_reward_vs_kl`` draws the training histories as reward against KL.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from chainrule.preferences.reward_model import wilson_interval
 from chainrule.preferences.rewards import words
 from chainrule.preferences.rollouts import rollout_logprobs, sample_rollout, sequence_kl
 
@@ -37,6 +38,7 @@ def evaluate_policy(policy: Any, start: Any, tokenizer: Any, prompts: Sequence[s
     logp = rollout_logprobs(policy, tuned.ids)
     ref = rollout_logprobs(reference, tuned.ids)
     out = {"prompts": len(prompts), "win_rate": win,
+           "win_interval": list(wilson_interval(round(win * len(prompts)), len(prompts))),
            "reward": float(tuned.rewards.mean()), "start_reward": float(base.rewards.mean()),
            "kl": float(sequence_kl(logp, ref, tuned.mask).mean()),
            "length_tokens": sum(tuned.lengths) / len(tuned.lengths),

@@ -1,7 +1,8 @@
 """A reward model: a transformer with a scalar head, trained on pairs with the Bradley-Terry loss.
 
 P(chosen > rejected) = sigma(r(x, y_c) - r(x, y_r)); the score r is a linear head on the body's
-final hidden state at the last token (the EOS after the response). The body is any chainrule
+final hidden state at the last token (the EOS after the response), or on their mean over the
+response tokens, or on both (``pooling``; see :mod:`chainrule.preferences.rm_features`). The body is any chainrule
 model with ``hidden`` (a GPT trained here, the SmolLM2 import). With ``freeze`` the body is
 fixed and its features are computed once, so training is a logistic regression on them; with a
 LoRA config the body's adapters train with the head.
@@ -29,6 +30,7 @@ from chainrule.evaluation.textscore import load_model_and_tokenizer
 from chainrule.fileio import read_json, read_safetensors, write_json, write_safetensors
 from chainrule.models.lora import LoRAConfig, add_lora, base_fingerprint
 from chainrule.preferences.data import EncodedPair, PreferencePair, encode_pairs, pad_batch
+from chainrule.preferences.rm_features import check_pooling, pair_features, pool_hidden
 from chainrule.training.preference_losses import bradley_terry_loss
 
 FORMAT = "chainrule-reward-model"
@@ -36,11 +38,13 @@ VERSION = 1
 
 
 class RewardModel(nn.Module):
-    """``body`` + ``head``: (B, T) ids and (B,) lengths -> (B,) scalar rewards."""
+    """``body`` + ``head``: (B, T) ids, (B,) lengths and (B, T) response masks -> (B,) rewards."""
 
     def __init__(self, body: nn.Module, tokenizer: Any, *, freeze: bool = True,
-                 lora: LoRAConfig | None = None, body_dir: str | None = None):
+                 lora: LoRAConfig | None = None, body_dir: str | None = None,
+                 pooling: str = "last"):
         super().__init__()
+        self.pooling = check_pooling(pooling)
         if not hasattr(body, "hidden"):
             raise ConfigError(f"a {getattr(body, 'family', type(body).__name__)} model has no "
                               "hidden states to put a reward head on; use a neural model.")
@@ -53,6 +57,7 @@ class RewardModel(nn.Module):
             add_lora(body, lora)
             self.freeze = False
         width = body.hidden(torch.tensor([[body.bos_id]], device=body.device))[0].shape[-1]
+        width *= 2 if pooling == "last+mean" else 1
         self.head = nn.Linear(width, 1).to(body.device)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
@@ -61,13 +66,15 @@ class RewardModel(nn.Module):
     def device(self) -> torch.device:
         return self.head.weight.device
 
-    def features(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """(B, T), (B,) -> (B, C): the body's final hidden state at each row's last token."""
+    def features(self, ids: torch.Tensor, lengths: torch.Tensor,
+                 mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T), (B,), (B, T) response mask -> (B, C) pooled final hidden states."""
         h, _ = self.body.hidden(ids)
-        return h[torch.arange(ids.shape[0], device=ids.device), lengths - 1].float()
+        return pool_hidden(h, lengths, mask, self.pooling)
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(ids, lengths)).squeeze(-1)
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.features(ids, lengths, mask)).squeeze(-1)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -83,14 +90,18 @@ class RewardModel(nn.Module):
                             eos_id=self.body.eos_id, max_length=min(max_length, ctx))
 
     @torch.no_grad()
-    def score_rows(self, rows: Sequence[Sequence[int]], batch_size: int = 16) -> torch.Tensor:
+    def score_rows(self, rows: Sequence[Sequence[int]], batch_size: int = 16,
+                   masks: Sequence[Sequence[bool]] | None = None) -> torch.Tensor:
+        """Rewards of encoded rows (``masks``: their response masks, needed by mean pooling)."""
         was = self.training
         self.eval()
+        masks = masks if masks is not None else [[]] * len(rows)
         out = []
         for i in range(0, len(rows), batch_size):
             chunk = rows[i : i + batch_size]
-            ids, _, lengths = pad_batch(chunk, [[]] * len(chunk), self.body.eos_id, self.device)
-            out.append(self(ids, lengths).cpu())
+            ids, m, lengths = pad_batch(chunk, masks[i : i + batch_size], self.body.eos_id,
+                                        self.device)
+            out.append(self(ids, lengths, m if self.pooling != "last" else None).cpu())
         self.train(was)
         return torch.cat(out) if out else torch.zeros(0)
 
@@ -98,8 +109,9 @@ class RewardModel(nn.Module):
               batch_size: int = 16) -> list[float]:
         """r(prompt, response) for each pair of texts."""
         pairs = [PreferencePair(p, r, r) for p, r in zip(prompts, responses, strict=True)]
-        rows = [e.chosen for e in self.encode(pairs, max_length)]
-        return self.score_rows(rows, batch_size).tolist()
+        enc = self.encode(pairs, max_length)
+        return self.score_rows([e.chosen for e in enc], batch_size,
+                               [e.chosen_mask for e in enc]).tolist()
 
 
 def train_reward_model(rm: RewardModel, pairs: Sequence[EncodedPair], *, epochs: int = 2,
@@ -114,7 +126,7 @@ def train_reward_model(rm: RewardModel, pairs: Sequence[EncodedPair], *, epochs:
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     cached = None
     if rm.freeze:  # the body never changes: compute its features once
-        cached = _pair_features(rm, pairs, batch_size)
+        cached = pair_features(rm, pairs, batch_size=batch_size)
     rm.train()
     history = []
     for epoch in range(epochs):
@@ -141,26 +153,10 @@ def train_reward_model(rm: RewardModel, pairs: Sequence[EncodedPair], *, epochs:
 
 def _pair_scores(rm: RewardModel, batch: Sequence[EncodedPair], pad: int):
     rows = [e.chosen for e in batch] + [e.rejected for e in batch]
-    ids, _, lengths = pad_batch(rows, [[]] * len(rows), pad, rm.device)
-    scores = rm(ids, lengths)
+    masks = [e.chosen_mask for e in batch] + [e.rejected_mask for e in batch]
+    ids, m, lengths = pad_batch(rows, masks, pad, rm.device)
+    scores = rm(ids, lengths, m)
     return scores[: len(batch)], scores[len(batch):]
-
-
-@torch.no_grad()
-def _pair_features(rm: RewardModel, pairs: Sequence[EncodedPair], batch_size: int):
-    rm.eval()
-    rows_c = [e.chosen for e in pairs]
-    rows_r = [e.rejected for e in pairs]
-
-    def feats(rows):
-        out = []
-        for i in range(0, len(rows), batch_size):
-            ids, _, lengths = pad_batch(rows[i : i + batch_size], [[]] * len(rows[i : i + batch_size]),
-                                        rm.body.eos_id, rm.device)
-            out.append(rm.features(ids, lengths))
-        return torch.cat(out)
-
-    return feats(rows_c), feats(rows_r)
 
 
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -202,8 +198,8 @@ def pairwise_report(margins: Sequence[float], bins: int = 5) -> dict[str, Any]:
 def evaluate_reward_model(rm: RewardModel, pairs: Sequence[EncodedPair],
                           batch_size: int = 16) -> dict[str, Any]:
     """:func:`pairwise_report` of r(chosen) - r(rejected) on held-out pairs."""
-    rc = rm.score_rows([e.chosen for e in pairs], batch_size)
-    rr = rm.score_rows([e.rejected for e in pairs], batch_size)
+    rc = rm.score_rows([e.chosen for e in pairs], batch_size, [e.chosen_mask for e in pairs])
+    rr = rm.score_rows([e.rejected for e in pairs], batch_size, [e.rejected_mask for e in pairs])
     return pairwise_report((rc - rr).tolist())
 
 
@@ -235,7 +231,8 @@ def save_reward_model(rm: RewardModel, directory: str | os.PathLike) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {"format": FORMAT, "version": VERSION, "freeze": rm.freeze,
-                            "lora": rm.lora.to_dict() if rm.lora else None}
+                            "lora": rm.lora.to_dict() if rm.lora else None,
+                            "pooling": rm.pooling}
     if rm.freeze and rm.body_dir:
         meta["body_dir"] = str(Path(rm.body_dir).resolve())
         meta["body_fingerprint"] = base_fingerprint(rm.body)
@@ -268,7 +265,8 @@ def load_reward_model(directory: str | os.PathLike) -> RewardModel:
     if meta.get("body_fingerprint") and base_fingerprint(body) != meta["body_fingerprint"]:
         raise ModelFormatError(f"the body model {str(body_dir)!r} has changed since this reward "
                                "model was trained (its weights' SHA-256 differs); retrain it.")
-    rm = RewardModel(body, tokenizer, freeze=True, body_dir=str(body_dir))
+    rm = RewardModel(body, tokenizer, freeze=True, body_dir=str(body_dir),
+                     pooling=meta.get("pooling", "last"))
     rm.freeze = bool(meta.get("freeze", True))
     if meta.get("lora"):
         rm.lora = LoRAConfig.from_dict(meta["lora"])

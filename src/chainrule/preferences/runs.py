@@ -15,6 +15,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from chainrule.errors import ConfigError
 from chainrule.evaluation.textscore import load_model_and_tokenizer
 from chainrule.fileio import write_json
@@ -41,12 +43,14 @@ from chainrule.preferences.reward_model import (
     RewardModel,
     evaluate_reward_model,
     load_reward_model,
+    pairwise_report,
     plot_calibration,
     save_reward_model,
     train_reward_model,
 )
 from chainrule.preferences.rewards import parse_reward
 from chainrule.preferences.rl import RLConfig, train_rl
+from chainrule.preferences.rm_features import pair_features, train_reward_head
 from chainrule.tokenizers.chat import load_chat_template
 
 SPLITS = ("train", "validation", "test", "all")
@@ -94,18 +98,45 @@ def run_reward_train(model_dir: str, data: str, out: str, *, split: str = "train
                      eval_split: str = "test", lora_rank: int = 0, epochs: int = 2,
                      lr: float = 1e-3, batch_size: int = 16, max_length: int = 256,
                      limit: int = 0, eval_limit: int = 0, seed: int = 0, plot: str | None = None,
+                     pooling: str = "last", l2: float | str | None = None,
+                     select_split: str = "validation", select_limit: int = 0,
+                     bf16: bool = False, feature_cache: str | None = None,
                      log: Log = None) -> dict[str, Any]:
+    """Train a reward model. ``l2`` (a number, or "auto" to choose it on ``select_split``)
+    fits a frozen body's head by regularised logistic regression instead of AdamW epochs."""
     body, tok = load_model_and_tokenizer(model_dir)
     lora = LoRAConfig(rank=lora_rank, alpha=2.0 * lora_rank) if lora_rank else None
-    rm = RewardModel(body, tok, freeze=lora is None, lora=lora, body_dir=model_dir)
+    rm = RewardModel(body, tok, freeze=lora is None, lora=lora, body_dir=model_dir,
+                     pooling=pooling)
     train, report = select_pairs(data, split, seed=seed, limit=limit)
-    history = train_reward_model(rm, rm.encode(train, max_length), epochs=epochs, lr=lr,
-                                 batch_size=batch_size, seed=seed, log=log)
     summary: dict[str, Any] = {"train_pairs": len(train), "identical_skipped": report.identical,
-                               "loss_per_epoch": history}
+                               "pooling": pooling}
+    feats = {"batch_size": batch_size, "bf16": bf16, "cache_dir": feature_cache}
+    if l2 is not None:
+        val = None
+        if l2 == "auto":
+            if select_split in (split, eval_split):
+                raise ConfigError(f"--l2 auto chooses the penalty on --select-split, which must "
+                                  f"differ from the training and held-out splits (not "
+                                  f"{select_split!r}).")
+            val = rm.encode(select_pairs(data, select_split, seed=seed, limit=select_limit)[0],
+                            max_length)
+        summary["head"] = train_reward_head(rm, rm.encode(train, max_length), validation=val,
+                                            l2=l2, log=log, **feats)
+    else:
+        summary["loss_per_epoch"] = train_reward_model(rm, rm.encode(train, max_length),
+                                                       epochs=epochs, lr=lr,
+                                                       batch_size=batch_size, seed=seed, log=log)
     if eval_split and eval_split != split:
         held, _ = select_pairs(data, eval_split, seed=seed, limit=eval_limit)
-        summary["held_out"] = evaluate_reward_model(rm, rm.encode(held, max_length))
+        held_enc = rm.encode(held, max_length)
+        if rm.freeze:
+            fc, fr = pair_features(rm, held_enc, **feats)
+            with torch.no_grad():
+                margins = (rm.head(fc) - rm.head(fr)).squeeze(-1)
+            summary["held_out"] = pairwise_report(margins.tolist())
+        else:
+            summary["held_out"] = evaluate_reward_model(rm, held_enc)
         if plot:
             plot_calibration(summary["held_out"], plot)
     save_reward_model(rm, out)
@@ -114,11 +145,11 @@ def run_reward_train(model_dir: str, data: str, out: str, *, split: str = "train
 
 
 def run_reward_score(rm_dir: str, data: str, *, split: str = "test", limit: int = 0,
-                     max_length: int = 256, seed: int = 0, plot: str | None = None
-                     ) -> dict[str, Any]:
+                     max_length: int = 256, seed: int = 0, plot: str | None = None,
+                     batch_size: int = 16) -> dict[str, Any]:
     rm = load_reward_model(rm_dir)
     pairs, report = select_pairs(data, split, seed=seed, limit=limit)
-    out = evaluate_reward_model(rm, rm.encode(pairs, max_length))
+    out = evaluate_reward_model(rm, rm.encode(pairs, max_length), batch_size)
     out["identical_skipped"] = report.identical
     if plot:
         plot_calibration(out, plot)
