@@ -8,8 +8,14 @@ the same batches. Training runs in chunks of ``--chunk`` steps (``--resume`` bet
 the budget is spent or the preset's ``max_iters`` is reached, so a loaded machine gets fewer
 steps rather than a longer run; the model with the best validation loss is decoded.
 
-    nice -n 10 .venv/bin/python bench/bench_translate.py --budget-minutes 10 --parallel
+    nice -n 10 .venv/bin/python bench/bench_translate.py --budget-minutes 10 --cpu-budget \
+        --fit-schedule --chunk 200 --test-limit 200 --parallel --jobs 2 --threads 1
     .venv/bin/python bench/bench_translate.py --models gru --budget-minutes 1 --test-limit 50
+    .venv/bin/python bench/bench_translate.py --models 't2=transformer:n_layer=2;max_iters=1700'
+
+``--cpu-budget`` counts each model's own process time, so a loaded machine gives the same steps
+(later); ``--fit-schedule`` ends the cosine where that budget runs out. A model may be a variant
+of a preset, ``LABEL=NAME:KEY=VALUE;...``.
 """
 
 from __future__ import annotations
@@ -68,7 +74,16 @@ def _encode_once() -> None:
     translation.encode_pairs = encode_pairs
 
 
-def run_one(name: str, args) -> dict:
+def parse_model(spec: str) -> tuple[str, str, dict[str, str]]:
+    """``NAME`` or ``LABEL=NAME:KEY=VALUE;...`` (a variant of a model with preset keys changed,
+    e.g. ``t2=transformer:n_layer=2;max_iters=500``) -> (label, name, overrides)."""
+    head, _, rest = spec.partition(":")
+    label, _, name = head.rpartition("=")
+    keys = dict(item.partition("=")[::2] for item in filter(None, rest.split(";")))
+    return label or name, name, keys
+
+
+def run_one(spec: str, args) -> dict:
     import torch
     import torch_transformer_baseline  # noqa: F401 -- registers the peer family
 
@@ -80,6 +95,7 @@ def run_one(name: str, args) -> dict:
 
     torch.set_num_threads(args.threads)
     _encode_once()
+    label, name, overrides = parse_model(spec)
     family, preset = MODELS[name]
     work = Path(args.work)
     train = read_parallel(DATA / "train.de.gz", DATA / "train.en.gz")
@@ -89,17 +105,23 @@ def run_one(name: str, args) -> dict:
         test = test[: args.test_limit]
     stok, tok = tokenizers(work, train)
     table = {k: v for k, v in load_preset(preset).items() if k != "family"}
-    planned = table["max_iters"]
-    out = work / name
+    planned = int(overrides.pop("max_iters", table["max_iters"]))
+    keys = [f"{k}={v}" for k, v in overrides.items()]
+    out = work / label
     budget = args.budget_minutes * 60
+    from chainrule.training import translation
+
+    for pairs in (train, val):  # encoded once (memoised), outside the budget
+        translation.encode_pairs(pairs, stok, tok, int(table["max_len"]))
     wall0, cpu0 = time.perf_counter(), time.process_time()
     decay = min(planned, args.decay_steps or planned)
     steps_done, train_s, tokens = 0, 0.0, 0.0
-    target = 0
+    target, stop = 0, planned
     while True:
-        target = min(planned, target + args.chunk)
-        cfg = make_config(family, None, {**table, "max_iters": target,
-                                         "lr_decay_iters": decay, "eval_interval": args.chunk})
+        target = min(stop, target + args.chunk)
+        cfg = make_config(family, None, keys, base={**table, "max_iters": target,
+                                                    "lr_decay_iters": decay,
+                                                    "eval_interval": args.chunk})
         summary = train_translation(cfg, train, val, out, tokenizer=tok, source_tokenizer=stok,
                                     resume=target > args.chunk, progress=False, plot=False)
         tokens += summary["target_tokens_per_s"] * summary["train_seconds"]
@@ -107,8 +129,11 @@ def run_one(name: str, args) -> dict:
         steps_done = summary["steps"]
         spent = (time.process_time() - cpu0 if args.cpu_budget else
                  time.perf_counter() - wall0)
-        if target >= planned or spent >= budget:
+        if target >= stop or spent >= budget:
             break
+        if args.fit_schedule:  # end the cosine where the budget is expected to run out
+            reach = steps_done + (budget - spent) * steps_done / spent
+            stop = decay = max(target + args.chunk, min(planned, int(reach)))
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     t0 = time.perf_counter()
     tr = Translator.load(out)
@@ -116,15 +141,17 @@ def run_one(name: str, args) -> dict:
                          batch_size=50)
     hyps = [hypothesis_text(c) for c in outs]
     scores = corpus_scores(hyps, [t for _, t in test])
-    (work / f"{name}.hyp.txt").write_text("".join(h + "\n" for h in hyps), "utf-8")
-    result = {"model": name, "family": family, "preset": preset, "steps": steps_done,
+    (work / f"{label}.hyp.txt").write_text("".join(h + "\n" for h in hyps), "utf-8")
+    result = {"model": label, "family": family, "preset": preset, "overrides": keys,
+              "steps": steps_done,
               "planned_steps": planned, "train_wall_s": wall, "train_loop_s": train_s,
               "train_cpu_s": cpu, "lr_decay_iters": decay,
+              "load_end": os.getloadavg(),
               "target_tokens_per_s": tokens / max(train_s, 1e-9),
               "best_val_loss": summary["best_val_loss"],
               "parameters": summary["parameters"], "decode_s": time.perf_counter() - t0,
               "test_sentences": len(test), **scores}
-    (work / f"{name}.json").write_text(json.dumps(result, indent=1), "utf-8")
+    (work / f"{label}.json").write_text(json.dumps(result, indent=1), "utf-8")
     return result
 
 
@@ -204,7 +231,8 @@ def table(results: list[dict]) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", default="gru,attn,transformer,torch")
+    p.add_argument("--models", default="gru,attn,transformer,torch",
+                   help="comma-separated NAME or LABEL=NAME:KEY=VALUE;KEY=VALUE (a variant)")
     p.add_argument("--budget-minutes", type=float, default=10.0)
     p.add_argument("--chunk", type=int, default=100, help="steps between budget checks")
     p.add_argument("--threads", type=int, default=1)
@@ -212,10 +240,16 @@ def main() -> int:
                    help="count the budget in CPU seconds of the process (a loaded machine)")
     p.add_argument("--decay-steps", type=int, default=0,
                    help="cosine decay over this many steps (0: the preset's max_iters)")
+    p.add_argument("--fit-schedule", action="store_true",
+                   help="after every chunk, end the cosine (and the run) at the step the budget "
+                        "is expected to reach at the CPU/wall time per step so far (at least one "
+                        "more chunk, at most max_iters): a loaded machine still gets a decayed run")
     p.add_argument("--beams", type=int, default=5)
     p.add_argument("--test-limit", type=int, default=0)
     p.add_argument("--work", default=str(ROOT / "bench" / "out" / "translate"))
     p.add_argument("--parallel", action="store_true", help="train the models side by side")
+    p.add_argument("--jobs", type=int, default=0,
+                   help="with --parallel: at most this many at a time (0: all)")
     p.add_argument("--only", help=argparse.SUPPRESS)
     p.add_argument("--throughput", action="store_true",
                    help="only compare training throughput with torch.nn.Transformer")
@@ -238,15 +272,23 @@ def main() -> int:
         base = [sys.executable, __file__, "--budget-minutes", str(args.budget_minutes),
                 "--chunk", str(args.chunk), "--threads", str(args.threads), "--beams",
                 str(args.beams), "--test-limit", str(args.test_limit), "--work", str(work),
-                "--decay-steps", str(args.decay_steps), *(["--cpu-budget"] if args.cpu_budget
-                                                          else [])]
-        logs = [open(work / f"{n}.log", "w") for n in names]  # noqa: SIM115
-        procs = [subprocess.Popen([*base, "--only", n], stdout=subprocess.DEVNULL, stderr=log)
-                 for n, log in zip(names, logs)]
-        for q, log in zip(procs, logs):
-            q.wait()
-            log.close()
-        results = [json.loads((work / f"{n}.json").read_text()) for n in names
+                "--decay-steps", str(args.decay_steps),
+                *(["--cpu-budget"] if args.cpu_budget else []),
+                *(["--fit-schedule"] if args.fit_schedule else [])]
+        waiting, running = list(names), []
+        while waiting or running:
+            while waiting and len(running) < (args.jobs or len(names)):
+                n = waiting.pop(0)
+                log = open(work / f"{parse_model(n)[0]}.log", "w")  # noqa: SIM115
+                running.append((subprocess.Popen([*base, "--only", n], stdout=subprocess.DEVNULL,
+                                                 stderr=log), log))
+            time.sleep(2)
+            for q, log in list(running):
+                if q.poll() is not None:
+                    log.close()
+                    running.remove((q, log))
+        labels = [parse_model(n)[0] for n in names]
+        results = [json.loads((work / f"{n}.json").read_text()) for n in labels
                    if (work / f"{n}.json").exists()]
     else:
         results = [run_one(n, args) for n in names]

@@ -196,6 +196,29 @@ def test_joint_or_separate_vocabularies():
     assert s is t and t.token_to_id("K") is not None and t.token_to_id("o") is not None
 
 
+@pytest.mark.parametrize("size", ["", "-cpu"])
+@pytest.mark.parametrize("kind", ["gru", "attn", "transformer"])
+def test_the_multi30k_presets_build_their_models(kind, size):
+    """Each Multi30k preset is a valid configuration of its family whose cosine ends at its
+    last step, and builds its model (with a small vocabulary); the transformers start from
+    Glorot-uniform blocks."""
+    from chainrule.training.build import model_kwargs
+    from chainrule.training.config import load_preset, make_config
+
+    name = f"multi30k-{kind}{size}"
+    family = load_preset(name)["family"]
+    cfg = make_config(family, name)
+    assert cfg.lr_decay_iters == cfg.max_iters > cfg.warmup_iters
+    kw = model_kwargs(cfg, 40, 0, 1) | {"source_vocab_size": 40, "source_eos_id": 1,
+                                         "source_pad_id": 1}
+    model = build_neural_model(family, **kw)
+    assert model.conditional and model.cfg.n_embd == load_preset(name)["n_embd"]
+    if kind == "transformer":
+        assert model.cfg.init == "xavier"
+    else:
+        assert (model.cfg.attention == "none") == (kind == "gru")
+
+
 # -- parallel data ---------------------------------------------------------------------------
 def test_parallel_readers_agree_across_layouts(tmp_path):
     pairs = [("ein Haus", "a house"), ("zwei Katzen", "two cats")]
