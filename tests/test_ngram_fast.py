@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import random
 import subprocess
 import sys
 import textwrap
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
+from _ngram_helpers import zipf_text
 from chainrule.cli import main
 from chainrule.errors import ConfigError
 from chainrule.models.ngram import fastcount
@@ -33,14 +33,6 @@ TRICKY = ("the cat sat\r\non the mat\rthe dog\x0bsat\x0c\x1cthe\x1dcat\x1e"
           "a\u0085b\u2028c\u2029d\n\n  \n"
           "x\u00a0y\u1680z\u2000w\u200ax\u202fy\u205fz\u3000w\x1fq\tr\n"
           "<s> the </s> <unk> <pad> cat\nénorme 猫 the cat")
-
-
-def zipf_text(n_lines: int, seed: int, vocab: int = 60) -> str:
-    rng = random.Random(seed)
-    words = [f"w{i}" for i in range(vocab)]
-    weights = [1 / (i + 1) for i in range(vocab)]
-    return "\n".join(" ".join(rng.choices(words, weights, k=rng.randint(0, 14)))
-                     for _ in range(n_lines)) + "\n"
 
 
 def both_ways(monkeypatch, *args, **kwargs):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import random
 import warnings
 
 import hypothesis.strategies as st
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
+from _ngram_helpers import zipf_text
 from chainrule.cli import main
 from chainrule.fileio import read_safetensors
 from chainrule.models.ngram import fastcount, outofcore
@@ -23,14 +23,6 @@ from chainrule.models.ngram.train import load_ngram, train_ngram
 
 pytestmark = pytest.mark.skipif(fastcount.core() is None,
                                 reason="the compiled n-gram counter is not built")
-
-
-def zipf_text(n_lines: int, seed: int, vocab: int = 300) -> str:
-    rng = random.Random(seed)
-    words = [f"w{i}" for i in range(vocab)]
-    weights = [1 / (i + 1) for i in range(vocab)]
-    return "\n".join(" ".join(rng.choices(words, weights, k=rng.randint(0, 16)))
-                     for _ in range(n_lines)) + "\n"
 
 
 def assert_same_tables(a, b):
@@ -80,7 +72,7 @@ def test_disk_estimate_equals_memory_estimate_for_any_ids(sentences, order, smoo
 @pytest.fixture()
 def corpus(tmp_path):
     path = tmp_path / "c.txt"
-    path.write_text(zipf_text(3000, 5), encoding="utf-8")
+    path.write_text(zipf_text(3000, 5, vocab=300, max_words=16), encoding="utf-8")
     return path
 
 
