@@ -17,7 +17,6 @@ where a NaN loss is caught (and the exact step named).
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import sys
 import time
@@ -53,7 +52,6 @@ from chainrule.training.result import TrainResult
 from chainrule.training.run_evaluation import _EvaluateAndCheckpoint, _train_batch
 from chainrule.training.strategy import make_strategy
 
-log = logging.getLogger(__name__)
 ModelFactory = Callable[[TrainConfig, int, int | None, int | None], torch.nn.Module]
 
 
