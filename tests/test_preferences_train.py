@@ -11,6 +11,7 @@ import random
 import pytest
 import torch
 
+from _preference_helpers import WORDS, tiny_gpt
 from chainrule.cli import main
 from chainrule.errors import ModelFormatError
 from chainrule.evaluation.textscore import load_model_and_tokenizer
@@ -32,14 +33,7 @@ from chainrule.preferences.reward_model import evaluate_reward_model
 from chainrule.preferences.rollouts import sample_rollout
 from chainrule.tokenizers import train_tokenizer
 
-WORDS = "the cat sat on a mat and the dog ran to the red box by a big tree in the sun"
-
-
-def _policy(tok, seed: int = 0, n_embd: int = 32):
-    torch.manual_seed(seed)
-    return build_neural_model("gpt", vocab_size=tok.vocab_size, bos_id=tok.bos_id,
-                              eos_id=tok.eos_id, n_layer=1, n_head=2, n_embd=n_embd,
-                              block_size=32).eval()
+_policy = tiny_gpt
 
 
 def _pairs(n: int, seed: int = 0) -> list[PreferencePair]:

@@ -10,11 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from _preference_helpers import WORDS, tiny_gpt, word_tokenizer
 from chainrule.cli import main
 from chainrule.cli.preferences import POOLINGS as CLI_POOLINGS
 from chainrule.errors import ConfigError
 from chainrule.fileio import read_safetensors
-from chainrule.models.neural import build_neural_model
 from chainrule.preferences import RewardModel, load_reward_model, save_reward_model
 from chainrule.preferences.data import PreferencePair, pad_batch
 from chainrule.preferences.reward_model import evaluate_reward_model
@@ -27,20 +27,10 @@ from chainrule.preferences.rm_features import (
     select_l2,
     train_reward_head,
 )
-from chainrule.tokenizers import train_tokenizer
-
-WORDS = "the cat sat on a mat and the dog ran to the red box by a big tree in the sun"
-
-
-def _tok():
-    return train_tokenizer("word", [WORDS])
 
 
 def _body(tok, seed: int = 0):
-    torch.manual_seed(seed)
-    return build_neural_model("gpt", vocab_size=tok.vocab_size, bos_id=tok.bos_id,
-                              eos_id=tok.eos_id, n_layer=1, n_head=2, n_embd=16,
-                              block_size=32).eval()
+    return tiny_gpt(tok, seed=seed, n_embd=16)
 
 
 def _pairs(n: int, seed: int = 0) -> list[PreferencePair]:
@@ -73,7 +63,7 @@ def test_pooling_on_a_hand_made_batch():
 
 @pytest.mark.parametrize("pooling", POOLINGS)
 def test_length_sorted_batches_equal_one_row_at_a_time(pooling):
-    tok = _tok()
+    tok = word_tokenizer()
     rm = RewardModel(_body(tok), tok, pooling=pooling)
     enc = rm.encode(_pairs(13), 32)
     fc, fr = pair_features(rm, enc, batch_size=4, chunk=6)
@@ -91,7 +81,7 @@ def test_length_sorted_batches_equal_one_row_at_a_time(pooling):
 
 
 def test_bf16_features_are_close_to_float32():
-    tok = _tok()
+    tok = word_tokenizer()
     rm = RewardModel(_body(tok), tok, pooling="mean")
     enc = rm.encode(_pairs(6), 32)
     a, _ = pair_features(rm, enc)
@@ -100,7 +90,7 @@ def test_bf16_features_are_close_to_float32():
 
 
 def test_the_feature_cache_resumes_and_is_keyed_by_content(tmp_path):
-    tok = _tok()
+    tok = word_tokenizer()
     rm = RewardModel(_body(tok), tok, pooling="last+mean")
     enc = rm.encode(_pairs(10), 32)
     rows, masks = [e.chosen for e in enc], [e.chosen_mask for e in enc]
@@ -163,7 +153,7 @@ def test_select_l2_picks_the_lowest_validation_loss():
 
 
 def test_a_logistic_head_learns_the_preference_and_round_trips(tmp_path):
-    tok = _tok()
+    tok = word_tokenizer()
     body_dir = tmp_path / "body"
     _body(tok).save(body_dir)
     tok.save(body_dir / "tokenizer.json")
@@ -189,7 +179,7 @@ def test_a_logistic_head_learns_the_preference_and_round_trips(tmp_path):
 
 
 def test_reward_train_command_with_pooling_and_a_chosen_penalty(tmp_path, capsys):
-    tok = _tok()
+    tok = word_tokenizer()
     body_dir = tmp_path / "body"
     _body(tok).save(body_dir)
     tok.save(body_dir / "tokenizer.json")
@@ -220,7 +210,7 @@ def test_a_policy_against_itself_wins_half_with_its_wilson_interval():
     from chainrule.preferences.reward_model import wilson_interval
     from chainrule.preferences.rewards import parse_reward
 
-    tok = _tok()
+    tok = word_tokenizer()
     policy = _body(tok)
     ev = evaluate_policy(policy, policy, tok, ["the cat", "a dog", "the sun", "a box"],
                          parse_reward("contains:dog"), max_new_tokens=4, seed=3)
