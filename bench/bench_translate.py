@@ -15,7 +15,9 @@ steps rather than a longer run; the model with the best validation loss is decod
 
 ``--cpu-budget`` counts each model's own process time, so a loaded machine gives the same steps
 (later); ``--fit-schedule`` ends the cosine where that budget runs out. A model may be a variant
-of a preset, ``LABEL=NAME:KEY=VALUE;...``.
+of a preset, ``LABEL=NAME:KEY=VALUE;...``. ``--gpu`` trains the GPU presets instead, side by
+side on one GPU up to one deadline (``--train-until``), decodes there and tabulates issue 11's
+GPU targets: ``bench/gpu_translate.sh`` runs it on the device machine.
 """
 
 from __future__ import annotations
@@ -38,16 +40,43 @@ MODELS = {  # name -> (family, preset)
     "transformer": ("transformer-ed", "multi30k-transformer-cpu"),
     "torch": ("bench-torch-transformer", "multi30k-transformer-cpu"),
 }
+# --gpu: the GPU presets (bench/gpu_translate.sh), and issue 11's BLEU targets for them
+GPU_MODELS = {
+    "gru": ("seq2seq", "multi30k-gru"),
+    "attn": ("seq2seq", "multi30k-attn"),
+    "transformer": ("transformer-ed", "multi30k-transformer"),
+    "torch": ("bench-torch-transformer", "multi30k-transformer"),
+}
+GPU_TARGETS = {"gru": 20.0, "attn": 28.0, "transformer": 36.0}
 
 
-def tokenizers(work: Path, pairs):
+def models_table(args) -> dict[str, tuple[str, str]]:
+    return GPU_MODELS if getattr(args, "gpu", False) else MODELS
+
+
+def fit_stop(steps_done: int, spent: float, budget: float, planned: int, target: int,
+             chunk: int) -> int:
+    """``--fit-schedule``: the step at which the cosine (and the run) should end, re-estimated
+    after each chunk from the time per step so far -- where the budget is expected to run
+    out, at least one more chunk past ``target`` (the step just reached), never past
+    ``planned`` (the preset's ``max_iters``)."""
+    reach = steps_done + (budget - spent) * steps_done / max(spent, 1e-9)
+    return min(planned, max(target + chunk, int(reach)))
+
+
+def tokenizers(work: Path, pairs, preset: str = "multi30k-gru-cpu"):
+    from chainrule.errors import ConfigError
     from chainrule.tokenizers import load_tokenizer, train_tokenizer
     from chainrule.training.config import load_preset
 
     paths = work / "source_tokenizer.json", work / "tokenizer.json"
+    vocab = load_preset(preset)["vocab_size"]
     if all(p.exists() for p in paths):
-        return tuple(load_tokenizer(p) for p in paths)
-    vocab = load_preset("multi30k-gru-cpu")["vocab_size"]
+        toks = tuple(load_tokenizer(p) for p in paths)
+        if any(t.vocab_size > vocab for t in toks):
+            raise ConfigError(f"the tokenizers in {str(work)!r} have more than {preset}'s "
+                              f"{vocab} entries; use another --work directory.")
+        return toks
     src = train_tokenizer("bytebpe", [s for s, _ in pairs], vocab_size=vocab)
     tgt = train_tokenizer("bytebpe", [t for _, t in pairs], vocab_size=vocab)
     src.save(paths[0])
@@ -96,14 +125,16 @@ def run_one(spec: str, args) -> dict:
     torch.set_num_threads(args.threads)
     _encode_once()
     label, name, overrides = parse_model(spec)
-    family, preset = MODELS[name]
-    work = Path(args.work)
-    train = read_parallel(DATA / "train.de.gz", DATA / "train.en.gz")
-    val = read_parallel(DATA / "val.de.gz", DATA / "val.en.gz")
-    test = read_parallel(DATA / "test_2016_flickr.de.gz", DATA / "test_2016_flickr.en.gz")
+    family, preset = models_table(args)[name]
+    work, data = Path(args.work), Path(args.data)
+    train = read_parallel(data / "train.de.gz", data / "train.en.gz")
+    val = read_parallel(data / "val.de.gz", data / "val.en.gz")
+    test = read_parallel(data / "test_2016_flickr.de.gz", data / "test_2016_flickr.en.gz")
     if args.test_limit:
         test = test[: args.test_limit]
-    stok, tok = tokenizers(work, train)
+    if args.train_limit:
+        train = train[: args.train_limit]
+    stok, tok = tokenizers(work, train, models_table(args)["gru"][1])
     table = {k: v for k, v in load_preset(preset).items() if k != "family"}
     planned = int(overrides.pop("max_iters", table["max_iters"]))
     keys = [f"{k}={v}" for k, v in overrides.items()]
@@ -113,6 +144,8 @@ def run_one(spec: str, args) -> dict:
 
     for pairs in (train, val):  # encoded once (memoised), outside the budget
         translation.encode_pairs(pairs, stok, tok, int(table["max_len"]))
+    if args.train_until:  # an absolute deadline (epoch seconds) shared by parallel models
+        budget = max(0.0, args.train_until - time.time())
     wall0, cpu0 = time.perf_counter(), time.process_time()
     decay = min(planned, args.decay_steps or planned)
     steps_done, train_s, tokens = 0, 0.0, 0.0
@@ -123,22 +156,22 @@ def run_one(spec: str, args) -> dict:
                                                     "lr_decay_iters": decay,
                                                     "eval_interval": args.chunk})
         summary = train_translation(cfg, train, val, out, tokenizer=tok, source_tokenizer=stok,
-                                    resume=target > args.chunk, progress=False, plot=False)
+                                    resume=target > args.chunk, overwrite=target <= args.chunk,
+                                    progress=False, plot=False)
         tokens += summary["target_tokens_per_s"] * summary["train_seconds"]
         train_s += summary["train_seconds"]
         steps_done = summary["steps"]
         spent = (time.process_time() - cpu0 if args.cpu_budget else
                  time.perf_counter() - wall0)
-        if target >= stop or spent >= budget:
+        if target >= stop or spent >= budget or summary.get("stopped_early"):
             break
         if args.fit_schedule:  # end the cosine where the budget is expected to run out
-            reach = steps_done + (budget - spent) * steps_done / spent
-            stop = decay = max(target + args.chunk, min(planned, int(reach)))
+            stop = decay = fit_stop(steps_done, spent, budget, planned, target, args.chunk)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     t0 = time.perf_counter()
-    tr = Translator.load(out)
+    tr = Translator.load(out, device=summary["device"])  # decode where it trained
     outs = run_translate(tr, [s for s, _ in test], strategy="beam", beams=args.beams,
-                         batch_size=50)
+                         batch_size=args.decode_batch)
     hyps = [hypothesis_text(c) for c in outs]
     scores = corpus_scores(hyps, [t for _, t in test])
     (work / f"{label}.hyp.txt").write_text("".join(h + "\n" for h in hyps), "utf-8")
@@ -148,7 +181,8 @@ def run_one(spec: str, args) -> dict:
               "train_cpu_s": cpu, "lr_decay_iters": decay,
               "load_end": os.getloadavg(),
               "target_tokens_per_s": tokens / max(train_s, 1e-9),
-              "best_val_loss": summary["best_val_loss"],
+              "best_val_loss": summary["best_val_loss"], "best_step": summary["best_step"],
+              "stopped_early": summary["stopped_early"], "device": summary["device"],
               "parameters": summary["parameters"], "decode_s": time.perf_counter() - t0,
               "test_sentences": len(test), **scores}
     (work / f"{label}.json").write_text(json.dumps(result, indent=1), "utf-8")
@@ -229,6 +263,42 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def gpu_table(results: list[dict]) -> str:
+    """The ``--gpu`` table: issue 11's target beside each model's BLEU, and the peer's ratios."""
+    head = ("| model | preset | params | steps (cap) | train wall | target tok/s (GPU shared) "
+            "| best val loss | BLEU (beam 5) | chrF | target | met |")
+    lines = [head, "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        goal = GPU_TARGETS.get(r["model"])
+        met = "--" if goal is None else ("yes" if r["bleu"] >= goal else "**no**")
+        lines.append(f"| {r['model']} | {r['preset']} | {r['parameters'] / 1e6:.1f}M | "
+                     f"{r['steps']} ({r['planned_steps']}) | {r['train_wall_s'] / 60:.1f} min | "
+                     f"{r['target_tokens_per_s']:,.0f} | {r['best_val_loss']:.3f} | "
+                     f"{r['bleu']:.2f} | {r['chrf']:.2f} | "
+                     f"{f'>= {goal:g}' if goal else 'peer' if r['model'] == 'torch' else '--'} "
+                     f"| {met} |")
+    by = {r["model"]: r for r in results}
+    if "transformer" in by and "torch" in by:
+        a, b = by["transformer"], by["torch"]
+        lines.append(f"\ntransformer-ed / torch.nn.Transformer (same loop, same batches, trained "
+                     f"side by side): target tokens/s "
+                     f"{a['target_tokens_per_s'] / max(b['target_tokens_per_s'], 1e-9):.2f}x, "
+                     f"BLEU {a['bleu'] / max(b['bleu'], 1e-9):.2f}x")
+    if results:
+        r = results[0]
+        lines.append(f"\ndevice: {r.get('device')}; test sentences: {r['test_sentences']}; "
+                     f"BLEU signature: {r['bleu_signature']}")
+    return "\n".join(lines)
+
+
+def write_report(report: Path, results: list[dict], text: str, meta: dict) -> None:
+    """``results.md`` and ``results.json`` in ``report`` (the device tool's $OUT)."""
+    report.mkdir(parents=True, exist_ok=True)
+    (report / "results.md").write_text(text + "\n", "utf-8")
+    (report / "results.json").write_text(json.dumps({**meta, "results": results}, indent=1),
+                                         "utf-8")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default="gru,attn,transformer,torch",
@@ -254,6 +324,21 @@ def main() -> int:
     p.add_argument("--throughput", action="store_true",
                    help="only compare training throughput with torch.nn.Transformer")
     p.add_argument("--throughput-steps", type=int, default=10)
+    p.add_argument("--gpu", action="store_true",
+                   help="the GPU presets (multi30k-gru/-attn/-transformer) and issue 11's GPU "
+                        "targets in the table (bench/gpu_translate.sh)")
+    p.add_argument("--data", default=str(DATA), help="the Multi30k directory")
+    p.add_argument("--train-limit", type=int, default=0,
+                   help="train on the first N pairs only (smoke runs)")
+    p.add_argument("--train-until", type=float, default=0.0,
+                   help="stop training at this wall-clock time (epoch seconds) instead of "
+                        "--budget-minutes: one deadline for models trained side by side")
+    p.add_argument("--decode-batch", type=int, default=50, help="sentences decoded together")
+    p.add_argument("--report", help="also write results.md and results.json here")
+    p.add_argument("--prepare", action="store_true",
+                   help="only train the tokenizers into --work (then carry --work and --data)")
+    p.add_argument("--collect", action="store_true",
+                   help="only tabulate the results already in --work")
     args = p.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -266,13 +351,29 @@ def main() -> int:
         return 0
     from chainrule.data.parallel import read_parallel
 
-    tokenizers(work, read_parallel(DATA / "train.de.gz", DATA / "train.en.gz"))
     names = args.models.split(",")
-    if args.parallel:
+    labels = [parse_model(n)[0] for n in names]
+    t0 = time.time()
+    if not args.collect:
+        data = Path(args.data)
+        tokenizers(work, read_parallel(data / "train.de.gz", data / "train.en.gz"),
+                   models_table(args)["gru"][1])
+        if args.prepare:
+            print(f"tokenizers ready in {work}")
+            return 0
+        for n in labels:  # a result left by an earlier run must not pass for this one's
+            (work / f"{n}.json").unlink(missing_ok=True)
+    if args.collect:
+        results = [json.loads((work / f"{n}.json").read_text()) for n in labels
+                   if (work / f"{n}.json").exists()]
+    elif args.parallel:
         base = [sys.executable, __file__, "--budget-minutes", str(args.budget_minutes),
                 "--chunk", str(args.chunk), "--threads", str(args.threads), "--beams",
                 str(args.beams), "--test-limit", str(args.test_limit), "--work", str(work),
-                "--decay-steps", str(args.decay_steps),
+                "--decay-steps", str(args.decay_steps), "--data", str(args.data),
+                "--train-limit", str(args.train_limit), "--train-until", str(args.train_until),
+                "--decode-batch", str(args.decode_batch),
+                *(["--gpu"] if args.gpu else []),
                 *(["--cpu-budget"] if args.cpu_budget else []),
                 *(["--fit-schedule"] if args.fit_schedule else [])]
         waiting, running = list(names), []
@@ -287,15 +388,21 @@ def main() -> int:
                 if q.poll() is not None:
                     log.close()
                     running.remove((q, log))
-        labels = [parse_model(n)[0] for n in names]
         results = [json.loads((work / f"{n}.json").read_text()) for n in labels
                    if (work / f"{n}.json").exists()]
     else:
         results = [run_one(n, args) for n in names]
-    text = table(results)
+    text = gpu_table(results) if args.gpu else table(results)
+    missing = [n for n in labels if n not in {r["model"] for r in results}]
+    if missing:
+        text += f"\n\nno result (see {work}/LABEL.log): {', '.join(missing)}"
     print(text)
     print(f"\nload: {os.getloadavg()}")
     (work / "results.md").write_text(text + "\n", "utf-8")
+    if args.report:
+        write_report(Path(args.report), results, text,
+                     {"command": sys.argv, "load_end": os.getloadavg(), "wall_s":
+                      time.time() - t0, "missing": missing})
     return 0
 
 
