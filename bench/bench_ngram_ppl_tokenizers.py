@@ -55,15 +55,16 @@ def main() -> int:
             save_ngram(res.model, res.tokenizer, Path(tmp) / name)
             dirs.append(str(Path(tmp) / name))
             fast_s, general_s = [], []
-            original = NgramModel.score_lines
+            original, original_ids = NgramModel.score_lines, NgramModel.score_ids
             for r in range(args.rounds):
                 for way in (("numpy", "general") if r % 2 == 0 else ("general", "numpy")):
-                    if way == "general":
+                    if way == "general":  # score_ids too: score_sequences would take numpy
                         NgramModel.score_lines = lambda self, t, x: None
+                        NgramModel.score_ids = None
                     t0 = time.process_time()
                     report = perplexity(res.model, res.tokenizer, lines)
                     dt = time.process_time() - t0
-                    NgramModel.score_lines = original
+                    NgramModel.score_lines, NgramModel.score_ids = original, original_ids
                     (general_s if way == "general" else fast_s).append(dt)
                     if way == "general":
                         general = report

@@ -119,6 +119,7 @@ def test_perplexity_fast_path_is_bit_identical(model_tok, monkeypatch):
     assert fast.offsets.tolist()[-1] == fast.targets.size == fast.logprobs.size
     got = perplexity(model, tok, lines)
     monkeypatch.setattr(type(model), "score_lines", lambda self, t, x: None)
+    monkeypatch.setattr(type(model), "score_ids", None)  # the torch path
     general = perplexity(model, tok, lines)
     assert got == general  # every field, floats bit for bit
     lp, targets, words, nbytes = ppl_mod._score_framed(model, tok, lines, None)

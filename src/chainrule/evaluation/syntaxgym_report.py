@@ -47,14 +47,14 @@ def evaluate_suites(
 ) -> SuitesReport:
     """Run every suite with every ``(name, model, tokenizer)``; suites are read (and their
     formulas checked) before any scoring."""
-    from chainrule.evaluation.word_surprisal import boundary_mask
+    from chainrule.evaluation.word_surprisal import boundary_ids
 
     if not suite_paths:
         raise ConfigError("no suite given; name one or more SyntaxGym JSON files with --suite.")
     suites = [read_suite(p) for p in suite_paths]
     report = SuitesReport([m[0] for m in models])
     for name, model, tok in models:
-        mask = boundary_mask(tok, model) if correct_boundary else None
+        mask = boundary_ids(tok, model) if correct_boundary else None
         report.results[name] = [run_suite(model, tok, s, name=name, allow_unk=allow_unk,
                                           correct_boundary=correct_boundary, mask=mask)
                                 for s in suites]

@@ -18,11 +18,12 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from chainrule.errors import ConfigError
+
+if TYPE_CHECKING:  # scoring a hypothesis file (eval bleu --hypotheses) needs no torch
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,8 @@ def attention_maps(translator: Translator, sentence: str, completion: Any):
     if not model.conditional:
         raise ConfigError("--attention draws an encoder-decoder's attention over the source; "
                           f"a {model.family} model has none.")
+    import torch
+
     [src] = translator.source_ids([sentence])
     ids = [model.bos_id, *completion.token_ids]
     maps = model.attention(torch.tensor([ids]), [src])[:, :, 0]  # (L, H, T, S)

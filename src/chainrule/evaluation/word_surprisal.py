@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from chainrule.evaluation.stimuli import Stimulus
 from chainrule.evaluation.surprisal import assign_tokens_to_words, word_spans
@@ -35,6 +35,9 @@ from chainrule.evaluation.textscore import LOG2E, encode_text, frame, token_span
 from chainrule.models.base import Scorer
 from chainrule.models.scoring import score_sequences, score_with_mass
 from chainrule.tokenizers.base import EOS, Tokenizer
+
+if TYPE_CHECKING:  # a count-based model (n-grams) scores words without torch
+    import torch
 
 
 @dataclass(frozen=True)
@@ -51,13 +54,21 @@ class Word:
 
 
 def boundary_mask(tokenizer: Tokenizer, model: Scorer) -> torch.Tensor | None:
-    """The tokens that begin a word (text starting with whitespace) plus ``</s>``, or None when
-    the correction does not apply (see the module doc)."""
+    """:func:`boundary_ids` as a bool tensor (imports torch), or None."""
+    import torch
+
+    ids = boundary_ids(tokenizer, model)
+    return None if ids is None else torch.from_numpy(ids)
+
+
+def boundary_ids(tokenizer: Tokenizer, model: Scorer) -> np.ndarray | None:
+    """The tokens that begin a word (text starting with whitespace) plus ``</s>``, as a bool
+    array (V,), or None when the correction does not apply (see the module doc)."""
     if model.masked or not hasattr(model, "logprobs"):
         return None
     if getattr(tokenizer, "kind", "") in ("bpe", "word"):
         return None
-    mask = torch.zeros(model.vocab_size, dtype=torch.bool)
+    mask = np.zeros(model.vocab_size, dtype=bool)
     specials = set(getattr(tokenizer, "special_tokens", {}).values())
     for i in range(min(tokenizer.vocab_size, model.vocab_size)):
         if i in specials:
@@ -79,7 +90,7 @@ def score_words(
     eos: bool = True,
     allow_unk: bool = True,
     correct: bool = True,
-    mask: torch.Tensor | None = None,
+    mask: np.ndarray | torch.Tensor | None = None,
     on_scored=None,
     where: Sequence[str] | None = None,
 ) -> list[list[Word]]:
@@ -91,7 +102,8 @@ def score_words(
         eos: also score ``</s>`` (a last row with ``is_eos``).
         allow_unk: score ``<unk>`` (flagged by ``has_unk``) instead of refusing.
         correct: apply the boundary correction where it applies.
-        mask: a precomputed :func:`boundary_mask` (saves decoding the vocabulary again).
+        mask: a precomputed :func:`boundary_ids` or :func:`boundary_mask` (saves decoding
+            the vocabulary again).
         on_scored: called with the number of stimuli just scored (progress).
         where: a phrase per stimulus naming it in errors (default: ``stimulus N`` and its
             ``item`` / ``condition`` fields when it has them).
@@ -102,7 +114,7 @@ def score_words(
            for w, t in zip(where, fulls)]
     framed = [frame(model, x, eos=eos) for x in ids]
     if correct and mask is None:
-        mask = boundary_mask(tokenizer, model)
+        mask = boundary_ids(tokenizer, model)
     if correct and mask is not None:
         scored = score_with_mass(model, framed, mask, on_scored=on_scored)
     else:
@@ -152,4 +164,4 @@ def _words(stim: Stimulus, full: str, x: list[int], lp: np.ndarray, mass, tokeni
     return out
 
 
-__all__ = ["Word", "boundary_mask", "score_words"]
+__all__ = ["Word", "boundary_ids", "boundary_mask", "score_words"]

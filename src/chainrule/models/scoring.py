@@ -10,6 +10,7 @@ what a bounded-context model takes into windows (:func:`chainrule.models.windows
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -53,7 +54,6 @@ def _max_tokens_per_batch(model: Scorer) -> int:
     return max(64, _MAX_BATCH_BYTES // (4 * max(1, model.vocab_size)))
 
 
-@_no_grad
 def score_sequences(
     model: Scorer,
     sequences: Sequence[Sequence[int]],
@@ -75,10 +75,40 @@ def score_sequences(
     Returns:
         for each sequence, a float64 array of length ``len(seq) - 1``:
         ``out[t] = log P(seq[t+1] | seq[:t+1])`` (given its source).
+
+    A model with a ``score_ids(sequences)`` method (an n-gram model: numpy arrays, no padding)
+    scores unconditional sequences itself, the same numbers bit for bit, without torch.
     """
+    model.check_source(sources is not None)
+    own = getattr(model, "score_ids", None) if sources is None else None
+    if own is not None:
+        return _by_model(own, sequences, on_scored)
+    return _score_batches(model, sequences, sources, max_tokens, on_scored)
+
+
+_PROGRESS_PARTS = 20  # a model that scores by itself does it in this many parts for progress
+
+
+def _by_model(own: Callable, sequences: Sequence[Sequence[int]], on_scored, *args) -> list:
+    """``own(sequences, *args)`` (a model's own scoring method), in parts when progress is
+    counted so that ``on_scored`` moves."""
+    if on_scored is None:
+        return own(sequences, *args)
+    sequences = list(sequences)
+    step = max(1, -(-len(sequences) // _PROGRESS_PARTS))
+    out: list = []
+    for a in range(0, len(sequences), step):
+        part = sequences[a : a + step]
+        out += own(part, *args)
+        on_scored(len(part))
+    return out
+
+
+@_no_grad
+def _score_batches(model: Scorer, sequences: Sequence[Sequence[int]], sources,
+                   max_tokens: int | None, on_scored) -> list[np.ndarray]:
     import torch
 
-    model.check_source(sources is not None)
     max_tokens = max_tokens or _max_tokens_per_batch(model)
     out: list[np.ndarray | None] = [None] * len(sequences)
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
@@ -115,11 +145,10 @@ def score_sequences(
     return [o if o is not None else np.zeros(0) for o in out]
 
 
-@_no_grad
 def score_with_mass(
     model: Scorer,
     sequences: Sequence[Sequence[int]],
-    mask: torch.Tensor,
+    mask: torch.Tensor | np.ndarray,
     *,
     max_tokens: int | None = None,
     on_scored: Callable[[int], None] | None = None,
@@ -130,17 +159,33 @@ def score_with_mass(
     Args:
         model: a model with ``logprobs`` (a Generator).
         sequences: id lists, each starting with ``bos``.
-        mask: BoolTensor (V,), the token set (e.g. every token that begins a word).
+        mask: bool (V,) tensor or numpy array, the token set (e.g. every token that begins a
+            word).
         on_scored: as in :func:`score_sequences`.
     Returns:
         for each sequence ``(lp, mass)``: ``lp`` as in :func:`score_sequences` (length
         ``len(seq) - 1``) and ``mass[t] = log sum_{v in mask} P(v | seq[:t+1])`` (length
         ``len(seq)``: it includes the distribution after the last id).
+
+    A model with a ``score_ids_with_mass(sequences, mask)`` method (an n-gram model) computes
+    both itself with numpy arrays (the mask as a numpy array), without torch.
     """
+    own = getattr(model, "score_ids_with_mass", None)
+    if own is not None:
+        torch = sys.modules.get("torch")  # a tensor exists only once torch is imported
+        if torch is not None and isinstance(mask, torch.Tensor):
+            mask = mask.detach().cpu().numpy()
+        return _by_model(own, sequences, on_scored, np.asarray(mask, dtype=bool))
+    return _mass_batches(model, sequences, mask, max_tokens, on_scored)
+
+
+@_no_grad
+def _mass_batches(model: Scorer, sequences: Sequence[Sequence[int]], mask, max_tokens,
+                  on_scored) -> list[tuple[np.ndarray, np.ndarray]]:
     import torch
 
     max_tokens = max_tokens or _max_tokens_per_batch(model)
-    mask = mask.to(model.device)
+    mask = torch.as_tensor(mask).to(model.device)
     limit = _window(model)
     out: list = [None] * len(sequences)
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))

@@ -22,6 +22,9 @@ Generator checks (left-to-right families, with and without a source):
     pass), batch_invariance (padding, in the full pass and through start(lengths)/step),
     select_state (reordering state rows = running those rows), scorer_agrees
     (token_logprobs = logprobs gathered at the next tokens)
+Own scoring (families with ``score_ids``, e.g. n-grams):
+    own_scoring          score_ids = token_logprobs bit for bit; score_ids_with_mass's set
+                         log-probability = logprobs' (within ATOL)
 """
 
 from __future__ import annotations
@@ -282,6 +285,24 @@ def check_scorer_agrees(model: Generator, task: TinyTask) -> None:
     assert _close(full, fast), "token_logprobs differs from logprobs at the next tokens"
 
 
+def check_own_scoring(model: Scorer, task: TinyTask) -> None:
+    """A family's own scoring of id lists (``score_ids``, ``score_ids_with_mass``: what
+    models/scoring.py hands it so that evaluation needs no torch) equals the tensor path."""
+    seqs = [*task.sequences[:6], [task.bos_id], [task.bos_id, *task.sequences[0][1:] * 3]]
+    with torch.no_grad():
+        for s, lp in zip(seqs, model.score_ids(seqs)):
+            ref = model.token_logprobs(torch.tensor([s]))[0].double().numpy()
+            assert lp.tobytes() == ref.tobytes(), "score_ids differs from token_logprobs"
+        if getattr(model, "score_ids_with_mass", None) is None:
+            return
+        mask = torch.arange(model.vocab_size) % 3 == 1
+        for s, (lp, mass) in zip(seqs, model.score_ids_with_mass(seqs, mask.numpy())):
+            ref = model.logprobs(torch.tensor([s]))[0, :, mask].double().logsumexp(-1)
+            assert _close(torch.from_numpy(mass), ref), (
+                "score_ids_with_mass: the set's log-probability differs from logprobs'")
+            assert lp.tobytes() == model.score_ids([s])[0].tobytes()
+
+
 # -- checks that build or fit models -----------------------------------------------------------
 def check_determinism(make: Callable[[TinyTask], Scorer], task: TinyTask) -> None:
     x = _probe_batch(task)
@@ -330,8 +351,8 @@ GENERATOR_CHECKS: dict[str, Callable[[Generator, TinyTask], None]] = {
     "scorer_agrees": check_scorer_agrees,
     "fast_decoder": check_fast_decoder,
 }
-#: every check by name
-MODEL_CHECKS = {**SCORER_CHECKS, **GENERATOR_CHECKS}
+#: every check by name (``own_scoring``: families with their own ``score_ids``)
+MODEL_CHECKS = {**SCORER_CHECKS, **GENERATOR_CHECKS, "own_scoring": check_own_scoring}
 
 
 def checks_for(cls: type) -> list[str]:
@@ -339,6 +360,8 @@ def checks_for(cls: type) -> list[str]:
     names = list(SCORER_CHECKS)
     if issubclass(cls, Generator):
         names += list(GENERATOR_CHECKS)
+    if getattr(cls, "score_ids", None) is not None and not cls.conditional:
+        names.append("own_scoring")
     return names
 
 

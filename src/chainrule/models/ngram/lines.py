@@ -17,6 +17,13 @@ line by line with ``tokenizer.encode`` (BPE, characters, any tokenizer) and scor
 with the compiled kernel or the numpy reference: still numpy only, so ``eval ppl`` on an n-gram
 model never imports torch, whatever its tokenizer, and still the general path's scores bit for
 bit (tested).
+
+Ids in, scores out: :func:`score_id_sequences` and :func:`score_id_sequences_with_mass` score
+framed id lists the same flat way; :meth:`NgramModel.score_ids` and
+:meth:`NgramModel.score_ids_with_mass` expose them, and
+:func:`chainrule.models.scoring.score_sequences` / ``score_with_mass`` hand an n-gram model's
+work to them, so surprisal, minimal pairs, SyntaxGym suites and reading times on an n-gram
+model do not import torch either.
 """
 
 from __future__ import annotations
@@ -118,7 +125,7 @@ def score_lines(model: Any, tokenizer: Tokenizer,
     n_lines = offsets.size - 1
     # tokens per line = words per line + 1 (</s>): whitespace words are the tokenizer's words
     return LineScores(
-        logprobs=(lp10 * LN10).astype(np.float32).astype(np.float64),
+        logprobs=_nats(lp10),
         targets=ids[keep],
         offsets=offsets - np.arange(offsets.size),
         words=int(ids.size - n_lines),
@@ -129,16 +136,15 @@ def score_lines(model: Any, tokenizer: Tokenizer,
 def score_encoded_lines(model: Any, tokenizer: Tokenizer, lines: Sequence[str]) -> LineScores:
     """Score ``lines`` encoded one by one with ``tokenizer.encode`` (a BPE, character or any
     other tokenizer), framed ``[bos, *ids, eos]`` and scored back to back with numpy arrays
-    only: the compiled ``Index.score_flat`` when it is built, else the numpy reference on
-    length-sorted padded batches. The scores are those of ``score_sequences(model, ...)``
-    bit for bit (tested): per-position arithmetic does not depend on the batch."""
+    only (:func:`score_flat_ids`). The scores are those of ``score_sequences(model, ...)``
+    through ``token_logprobs`` bit for bit (tested): per-position arithmetic does not depend on
+    the batch."""
     bos, eos = model.bos_id, model.eos_id
     encoded = [tokenizer.encode(line) for line in lines]
     words = sum(len(line.split()) + 1 for line in lines)
     nbytes = sum(len(line.encode("utf-8")) + 1 for line in lines)
     lengths = np.fromiter((len(e) + 2 for e in encoded), dtype=np.int64, count=len(encoded))
-    offsets = np.zeros(lengths.size + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
+    offsets = _offsets(lengths)
     ids = np.empty(int(offsets[-1]), dtype=np.int64)
     ids[offsets[:-1]] = bos
     ids[offsets[1:] - 1] = eos
@@ -147,21 +153,108 @@ def score_encoded_lines(model: Any, tokenizer: Tokenizer, lines: Sequence[str]) 
     body[offsets[1:] - 1] = False
     ids[body] = np.fromiter((i for e in encoded for i in e), dtype=np.int64,
                             count=int(body.sum()))
-    model._check(ids)  # ids outside the model: the general path's ConfigError
-    index = query_index(model.tables, bos)
-    if index is not None:
-        lp10 = index.score_flat(ids, offsets)
-    else:
-        lp10 = _reference_flat(model.tables, ids, offsets, bos)
     keep = np.ones(ids.size, dtype=bool)
     keep[offsets[:-1]] = False
     return LineScores(
-        logprobs=(lp10 * LN10).astype(np.float32).astype(np.float64),
+        logprobs=score_flat_ids(model, ids, offsets),
         targets=ids[keep],
         offsets=offsets - np.arange(offsets.size),
         words=words,
         bytes=nbytes,
     )
+
+
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    offsets = np.zeros(lengths.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets
+
+
+def _nats(lp10: np.ndarray) -> np.ndarray:
+    # the rounding NgramModel.token_logprobs applies (a float32 tensor), back in float64
+    return (lp10 * LN10).astype(np.float32).astype(np.float64)
+
+
+def score_flat_ids(model: Any, ids: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Natural-log scores of id rows stored back to back (row r is ``ids[offsets[r]:
+    offsets[r + 1]]``, its first id context only): the (N - R,) targets laid out row after
+    row, rounded through float32 as :meth:`NgramModel.token_logprobs` returns them. The
+    compiled ``Index.score_flat`` when it is built, else the numpy reference; numpy only.
+
+    Raises:
+        ConfigError: an id outside the model's vocabulary (the general path's message).
+    """
+    model._check(ids)  # ids outside the model: the general path's ConfigError
+    bos = model.bos_id
+    index = query_index(model.tables, bos)
+    if index is not None:
+        return _nats(index.score_flat(ids, offsets))
+    return _nats(_reference_flat(model.tables, ids, offsets, bos))
+
+
+def _flatten(sequences: Sequence[Sequence[int]]) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """The rows with a target (length >= 2), their ids back to back and their offsets."""
+    rows = [i for i, s in enumerate(sequences) if len(s) >= 2]
+    lengths = np.fromiter((len(sequences[i]) for i in rows), dtype=np.int64, count=len(rows))
+    offsets = _offsets(lengths)
+    ids = np.fromiter((t for i in rows for t in sequences[i]), dtype=np.int64,
+                      count=int(offsets[-1]))
+    return rows, ids, offsets
+
+
+def score_id_sequences(model: Any, sequences: Sequence[Sequence[int]]) -> list[np.ndarray]:
+    """What :func:`chainrule.models.scoring.score_sequences` returns for an n-gram model
+    (``out[i][t] = log P(seq[t+1] | seq[:t+1])``, float64), bit for bit (tested), from one
+    :func:`score_flat_ids` call: numpy only, no padding, no windows (an n-gram's context is
+    its last order - 1 ids, so a long sequence needs none)."""
+    out = [np.zeros(0) for _ in sequences]
+    rows, ids, offsets = _flatten(sequences)
+    if rows:
+        lp = score_flat_ids(model, ids, offsets)
+        starts = offsets - np.arange(offsets.size)
+        for r, i in enumerate(rows):
+            out[i] = lp[starts[r]:starts[r + 1]]
+    return out
+
+
+_MASS_FLOATS = 1 << 22  # positions x vocabulary per distribution chunk (32 MiB of float64)
+
+
+def score_id_sequences_with_mass(model: Any, sequences: Sequence[Sequence[int]],
+                                 mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """What :func:`chainrule.models.scoring.score_with_mass` returns for an n-gram model:
+    ``(lp, mass)`` per sequence, ``lp`` as :func:`score_id_sequences` and ``mass[t] = log
+    sum_{v in mask} P(v | seq[:t+1])`` (``len(seq)`` values), numpy only.
+
+    Each distribution is the one :meth:`NgramModel.logprobs` gives, rounded through float32
+    like it; the sum over the set and its log are taken in float64 (the torch path sums float32
+    in an order its BLAS picks, so the two agree to float32 rounding, ~1e-7 relative, not bit
+    for bit)."""
+    mask = np.asarray(mask, dtype=bool)
+    lps = score_id_sequences(model, sequences)
+    out: list[tuple[np.ndarray, np.ndarray]] = [(lp, np.zeros(len(s)))
+                                               for lp, s in zip(lps, sequences)]
+    rows = [i for i, s in enumerate(sequences) if len(s) >= 1]
+    lengths = np.fromiter((len(sequences[i]) for i in rows), dtype=np.int64, count=len(rows))
+    offsets = _offsets(lengths)
+    if not rows:
+        return out
+    ids = model._check(np.fromiter((t for i in rows for t in sequences[i]), dtype=np.int64,
+                                   count=int(offsets[-1])))
+    W = model._width()
+    row_start = np.repeat(offsets[:-1], lengths)  # first position of each position's row
+    back = np.arange(W - 1, -1, -1)
+    mass = np.empty(ids.size, dtype=np.float64)
+    step = max(1, _MASS_FLOATS // max(1, model.vocab_size))
+    for a in range(0, ids.size, step):
+        pos = np.arange(a, min(a + step, ids.size))
+        idx = pos[:, None] - back[None, :]  # (P, W) right-aligned contexts, -1 before the row
+        ctx = np.where(idx >= row_start[pos][:, None], ids[np.maximum(idx, 0)], -1)
+        lp = _nats(model._distributions(ctx)[:, mask])
+        mass[pos] = np.log(np.maximum(np.exp(lp).sum(axis=1), 1e-45))
+    for r, i in enumerate(rows):
+        out[i] = (out[i][0], mass[offsets[r]:offsets[r + 1]])
+    return out
 
 
 _REFERENCE_BATCH_TOKENS = 1 << 20  # padded ids per numpy batch (about 8 MiB per order)
@@ -195,4 +288,5 @@ def _reference_flat(tables: Any, ids: np.ndarray, offsets: np.ndarray, bos: int)
 
 
 __all__ = ["LineScores", "encode_lines", "fast_path_applies", "score_encoded_lines",
-           "score_lines", "word_ids"]
+           "score_flat_ids", "score_id_sequences", "score_id_sequences_with_mass", "score_lines",
+           "word_ids"]

@@ -185,6 +185,24 @@ class NgramModel(LanguageModel):
         fast = score_lines(self, tokenizer, lines)
         return fast if fast is not None else score_encoded_lines(self, tokenizer, lines)
 
+    def score_ids(self, sequences: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """Framed id lists in, natural-log scores of their targets out: what
+        :func:`chainrule.models.scoring.score_sequences` returns through
+        :meth:`token_logprobs`, bit for bit, with numpy arrays only (:mod:`.lines`); that
+        function's hook, which keeps torch out of surprisal and minimal pairs."""
+        from chainrule.models.ngram.lines import score_id_sequences
+
+        return score_id_sequences(self, sequences)
+
+    def score_ids_with_mass(self, sequences: Sequence[Sequence[int]],
+                            mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`score_ids` plus the log of the total probability of the ids in ``mask``
+        (bool (V,)) after every prefix: :func:`chainrule.models.scoring.score_with_mass`'s
+        hook (the word-boundary correction), numpy only."""
+        from chainrule.models.ngram.lines import score_id_sequences_with_mass
+
+        return score_id_sequences_with_mass(self, sequences, mask)
+
     def _distributions(self, ctx: np.ndarray) -> np.ndarray:
         """Next-token log10 distributions (M, V) after right-aligned contexts (M, W); -1 = none."""
         t = self.tables
