@@ -40,11 +40,12 @@ ext_modules = [
         cxx_std=17,
         extra_compile_args=["-O3"],
     ),
-    # ARPA reading: KenLM-layout sections parsed from the bytes (the Python reader without it,
-    # and for any other layout)
+    # ARPA reading: the sections parsed from the bytes, any layout (the Python reader without
+    # it, and for files it would refuse)
     Pybind11Extension(
         "chainrule._arpa_core",
         ["src/chainrule/_arpa/core.cpp"],
+        depends=[f"src/chainrule/_arpa/{h}.h" for h in ("radix", "suffix", "word_table")],
         cxx_std=17,
         extra_compile_args=["-O3"],
     ),

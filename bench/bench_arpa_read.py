@@ -2,6 +2,7 @@
 
     nice -n 10 .venv/bin/python bench/bench_arpa_read.py --rounds 3
     nice -n 10 .venv/bin/python bench/bench_arpa_read.py --arpa FILE.arpa[.gz] --python
+    nice -n 10 .venv/bin/python bench/bench_arpa_read.py --layouts --rounds 3
 
 Each measurement is a fresh process that times only the load call (imports excluded), as wall
 time and as CPU time of the process (less sensitive to a busy machine). Rows, alternated per
@@ -13,8 +14,11 @@ round so that every row sees the same load:
 * ``kenlm``: ``kenlm.Model(path)`` (the ``kenlm`` Python module, probing hash tables).
 
 The default file is KenLM's order-5 Brown model from the shared data, read both gzipped (as
-stored) and decompressed into a temporary file. Prints one JSON object: medians per row and
-file, and the per-round ratios ours / kenlm.
+stored) and decompressed into a temporary file. ``--layouts`` adds the same model in layouts
+other than the one KenLM writes, both of which ``kenlm.Model`` also reads: ``shuffled`` (every
+section's lines in random order) and ``srilm-crlf`` (shuffled, lines whose backoff is 0 without
+one, as SRILM writes them, and CRLF line ends). Prints one JSON object: medians per row and file,
+and the per-round ratios ours / kenlm.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import argparse
 import gzip
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -58,11 +63,36 @@ def measure(kind: str, path: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def relayout(plain: Path, dst: Path, srilm_crlf: bool) -> Path:
+    """``plain`` (an ARPA file in KenLM's layout) with every section's lines shuffled; with
+    ``srilm_crlf`` also zero backoffs left out and CRLF line ends."""
+    rng = random.Random(0)
+    out: list[bytes] = []
+    section: list[bytes] | None = None
+    for line in plain.read_bytes().split(b"\n"):
+        if section is not None and line == b"":
+            rng.shuffle(section)
+            out += section
+            section = None
+        if section is not None:
+            if srilm_crlf and line.endswith(b"\t0"):
+                line = line[:-2]
+            section.append(line)
+        else:
+            out.append(line)
+        if line.endswith(b"-grams:"):
+            section = []
+    dst.write_bytes((b"\r\n" if srilm_crlf else b"\n").join(out))
+    return dst
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--arpa", type=Path, default=DEFAULT)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--python", action="store_true", help="also time the Python fallback")
+    ap.add_argument("--layouts", action="store_true",
+                    help="also the file shuffled, and shuffled in SRILM's style with CRLF")
     args = ap.parse_args()
     try:
         import kenlm  # noqa: F401
@@ -81,6 +111,10 @@ def main() -> int:
             with gzip.open(args.arpa, "rb") as src, open(plain, "wb") as dst:
                 shutil.copyfileobj(src, dst)
             files.append(plain)
+        if args.layouts:
+            plain = files[-1]
+            files += [relayout(plain, Path(tmp) / f"{plain.stem}.shuffled.arpa", False),
+                      relayout(plain, Path(tmp) / f"{plain.stem}.srilm-crlf.arpa", True)]
         for f in files:
             rows: dict[str, list[dict]] = {k: [] for k in kinds}
             for r in range(args.rounds):

@@ -16,7 +16,9 @@ The ARPA format (as written by SRILM and KenLM)::
 
 Each line is a log10 probability, the words, and (below the top order) an optional log10
 backoff weight. Zero probabilities are written as ``-99``, the convention KenLM and SRILM use.
-Reading accepts ``.gz`` files and any whitespace between fields; an error names the line.
+Reading accepts ``.gz`` files, n-grams in any order, and any ASCII whitespace between fields
+(tabs, runs of spaces, CRLF line ends; other characters, Unicode spaces too, belong to the words,
+as in KenLM); an error names the line.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import gzip
 import io
 import operator
 import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -36,6 +39,14 @@ from chainrule.models.ngram import arpa_fast
 from chainrule.models.ngram.tables import NgramTables, lookup
 
 ZERO_LOG10 = -99.0
+# whitespace between fields: the ASCII characters str.split() splits on ("\n" ends a line)
+_OTHER_SPACES = "\r\v\f\x1c\x1d\x1e\x1f"
+_FIELD = re.compile("[^ \t\n" + _OTHER_SPACES + "]+")
+
+
+def _fields(line: str) -> list[str]:
+    """The fields of a line, split on ASCII whitespace only."""
+    return line.split() if line.isascii() else _FIELD.findall(line)
 
 
 def _floats(values: np.ndarray) -> list[float]:
@@ -163,8 +174,8 @@ def read_arpa(
     Raises:
         ModelFormatError: naming the line of the first problem.
 
-    A file in KenLM's layout is read by the compiled reader when it is built
-    (:mod:`.arpa_fast`), anything else by the Python one below: the same tables either way.
+    A file in any layout is read by the compiled reader when it is built (:mod:`.arpa_fast`),
+    one it would read differently or refuse by the Python one below: the same tables either way.
     """
     path = Path(path)
     name = str(path)
@@ -226,7 +237,7 @@ def _parse_lines(lines: list[str], name: str) -> list:
         b = np.zeros(n, dtype=np.float32)
         ws: list[list[str]] = []
         for j, line in enumerate(chunk):
-            f = line.split()
+            f = _fields(line)
             if len(f) not in (k + 1, k + 2) or (len(f) == k + 2 and k == N):
                 raise bad(i + j + 1, f"expected a log10 probability, {k} word(s) and an optional "
                                      f"backoff, found {line.strip()[:60]!r}")
@@ -303,7 +314,7 @@ def _build_tables(parsed: arpa_fast.ParsedArpa | list, vocab, name: str,
                 "(as KenLM writes them)."
             )
         key = s * V + first
-        order = np.argsort(key, kind="stable")
+        order = arpa_fast.argsort(key)
         key = key[order]
         if key.size > 1 and (np.diff(key) == 0).any():
             raise ModelFormatError(f"{name!r}: the {k}-gram section lists an n-gram twice.")
@@ -328,24 +339,30 @@ def _parse_tabbed(chunk: list[str], k: int, has_backoff: bool):
     """Fast path for KenLM's layout (``prob<TAB>w1 .. wk[<TAB>backoff]`` on every line).
 
     Returns (words as flat list per line group, probs, backoffs) or None to use the slow,
-    line-checking parser.
+    line-checking parser: whenever its result could differ from the slow parser's (whitespace
+    other than tabs and single spaces, a line with another number of fields or words).
     """
     n = len(chunk)
     if n == 0:
         return [], np.zeros(0, np.float32), np.zeros(0, np.float32)
     nf = 3 if has_backoff else 2
-    fields = "\t".join(chunk).split("\t")
-    if len(fields) != n * nf:
+    text = "\t\n\t".join(chunk)  # "\n" (in no line) marks where each line's fields end
+    if any(c in text for c in _OTHER_SPACES):
         return None
+    fields = text.split("\t")
+    if len(fields) != n * (nf + 1) - 1 or fields[nf :: nf + 1].count("\n") != n - 1:
+        return None
+    del fields[nf :: nf + 1]
     try:
         p = np.array(list(map(float, fields[0::nf])), dtype=np.float32)
         b = (np.array(list(map(float, fields[2::nf])), dtype=np.float32) if has_backoff
              else np.zeros(n, np.float32))
     except ValueError:
         return None
-    flat = " ".join(fields[1::nf]).split(" ")
-    if len(flat) != n * k:
+    flat = " \n ".join(fields[1::nf]).split(" ")
+    if len(flat) != n * (k + 1) - 1 or flat[k :: k + 1].count("\n") != n - 1 or "" in flat:
         return None
+    del flat[k :: k + 1]
     return _Flat(flat, k), p, b
 
 

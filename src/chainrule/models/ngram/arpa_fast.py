@@ -1,13 +1,15 @@
 """The compiled ARPA reader (``chainrule._arpa_core``, ``src/chainrule/_arpa/core.cpp``).
 
-It parses the n-gram sections of a file in KenLM's layout (what ``lmplz`` and chainrule's own
-writer produce: ``prob<TAB>w1 .. wk[<TAB>backoff]``, empty lines between sections) straight from
-the bytes: numbers with ``std::from_chars`` (correctly rounded like Python's ``float``, then to
-float32 like numpy), every word as the index of its unigram line. Where the file is in any other
-layout, or has anything :func:`.arpa.read_arpa` would refuse (a number out of range, a word
-without a unigram line, bytes that are not UTF-8), :func:`parse` returns None and the Python
-reader reads the file instead, so results and error messages never depend on which reader ran
-(tested, including files written by :func:`.arpa.write_arpa` under hypothesis).
+It parses the n-gram sections of an ARPA file in any layout the Python reader reads (KenLM's
+``prob<TAB>w1 .. wk[<TAB>backoff]``, SRILM's lines without a backoff, CRLF line ends, runs of
+spaces and tabs, n-grams in any order, text before ``\\data\\``) straight from the bytes: numbers
+with ``std::from_chars`` (correctly rounded like Python's ``float``, then to float32 like
+numpy), every word as the index of its unigram line. Where a file has anything
+:func:`.arpa.read_arpa` would refuse or read differently (a number out of range or spelled in a
+way ``from_chars`` does not read, a word without a unigram line, a missing suffix, bytes that are
+not UTF-8), :func:`parse` returns None and the Python reader reads the file instead, so results
+and error messages never depend on which reader ran (tested, including files written by
+:func:`.arpa.write_arpa`, rewritten in other layouts and randomly damaged, under hypothesis).
 """
 
 from __future__ import annotations
@@ -56,9 +58,10 @@ def parse(data: bytes) -> ParsedArpa | None:
     res = mod.parse(data)
     if res is None:
         return None
-    unigrams, sections, end = res
-    try:
-        data[end:].decode("utf-8")  # the Python reader decodes the whole file
+    unigrams, sections, start, end = res
+    try:  # the Python reader decodes the whole file (the parser saw only ASCII in between)
+        data[:start].decode("utf-8")
+        data[end:].decode("utf-8")
     except UnicodeDecodeError:
         return None
     probs, backs, rows, suffix = (list(x) for x in zip(*sections))
@@ -68,4 +71,15 @@ def parse(data: bytes) -> ParsedArpa | None:
     return ParsedArpa(unigrams, probs, backs, rows, suffix)
 
 
-__all__ = ["ParsedArpa", "core", "parse"]
+def argsort(keys: np.ndarray) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")`` of non-negative int64 keys: the same permutation, by a
+    compiled radix sort when the module is built and the keys are far from sorted (numpy's
+    timsort is slow on the keys of a shuffled section)."""
+    mod = core()
+    # timsort is fast on runs (KenLM's sections are sorted by suffix): radix only when shuffled
+    if mod is None or keys.size < 1024 or np.count_nonzero(np.diff(keys) < 0) < keys.size // 64:
+        return np.argsort(keys, kind="stable")
+    return mod.argsort(keys)
+
+
+__all__ = ["ParsedArpa", "argsort", "core", "parse"]
