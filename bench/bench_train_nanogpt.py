@@ -4,9 +4,12 @@ nanoGPT (https://github.com/karpathy/nanoGPT, prepared outside the project: its
 ``data/shakespeare_char/prepare.py`` run with ``input.txt`` put in place first) is trained by its
 own ``train.py`` with its README's CPU command (``--device=cpu --compile=False``, 4 layers,
 4 heads, width 128, context 64, batch 12, lr 1e-3, no dropout, 20 evaluation batches); chainrule
-by ``chainrule train --family gpt --preset shakespeare-char-cpu`` on the same text. Each run is a
-fresh process, so each side gets its own thread default (nanoGPT: PyTorch's, one thread per
-core; chainrule: :mod:`chainrule.threads`' policy). Runs are interleaved (A B, then B A, ...).
+by ``chainrule train --family gpt --preset shakespeare-char-cpu`` on the same text (the preset's
+``dtype=bfloat16-if-native``: bf16 autocast on a CPU with AVX512-BF16/AMX, float32 elsewhere;
+nanoGPT's ``train.py`` runs float32 on any CPU; ``--fp32`` adds chainrule in float32).
+Each run is a fresh process, so each side gets its own thread default (nanoGPT: PyTorch's, one
+thread per core; chainrule: :mod:`chainrule.threads`' policy). Runs are interleaved (A B, then
+B A, ...); each run's process CPU seconds (start-up and evaluations included) are printed too.
 
 Timing: the mean training step, evaluation steps and the first 10 iterations excluded (nanoGPT:
 its per-iteration ``time`` lines; chainrule: ``metrics.jsonl``'s per-10-step ``ms_per_iter``).
@@ -17,6 +20,9 @@ for the whole condition, killed afterwards.
 
     .venv/bin/python bench/bench_train_nanogpt.py --nanogpt /work/peers/nanoGPT
     .venv/bin/python bench/bench_train_nanogpt.py --nanogpt PATH --conditions busy --rounds 3
+    .venv/bin/python bench/bench_train_nanogpt.py --nanogpt PATH --conditions idle,busy --fp32
+    .venv/bin/python bench/bench_train_nanogpt.py --nanogpt PATH --cpu --fp32 --threads 1 \
+        --peer-threads 1
     .venv/bin/python bench/bench_train_nanogpt.py --nanogpt PATH --loss --seeds 1337,1,2
     .venv/bin/python bench/bench_train_nanogpt.py --nanogpt PATH --loss --skip-ours --peer-lr 2e-3
 """
@@ -27,6 +33,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import signal
 import statistics
 import subprocess
@@ -49,6 +56,12 @@ ITER_LINE = re.compile(r"^iter (\d+): loss ([\d.naif]+), time ([\d.]+)ms")
 VAL_LINE = re.compile(r"^step (\d+): train loss ([\d.]+), val loss ([\d.]+)")
 
 
+def child_cpu() -> float:
+    """CPU seconds (user + system) used so far by this process's finished children."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def uptime() -> str:
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:4])
@@ -62,9 +75,9 @@ def run_nanogpt(path: Path, iters: int, threads: int | None, extra: list[str] = 
         env = dict(os.environ)
         if threads:
             env["OMP_NUM_THREADS"] = str(threads)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), child_cpu()
         p = subprocess.run(cmd, cwd=path, env=env, capture_output=True, text=True, check=False)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, child_cpu() - c0
     if p.returncode:
         raise SystemExit(f"nanoGPT failed ({p.returncode}):\n{p.stderr[-2000:]}")
     times, vals = [], {}
@@ -76,7 +89,8 @@ def run_nanogpt(path: Path, iters: int, threads: int | None, extra: list[str] = 
         elif m := VAL_LINE.match(line):
             vals[int(m[1])] = float(m[3])
     return {"ms_per_iter": statistics.fmean(times), "val_loss": vals.get(max(vals)) if vals
-            else None, "last_eval_step": max(vals) if vals else None, "wall_s": wall}
+            else None, "last_eval_step": max(vals) if vals else None, "wall_s": wall,
+            "cpu_s": cpu}
 
 
 def run_chainrule(data: Path, iters: int, seed: int | None, threads: int | None,
@@ -91,9 +105,9 @@ def run_chainrule(data: Path, iters: int, seed: int | None, threads: int | None,
         if threads:
             cmd[len(CHAINRULE):len(CHAINRULE)] = ["--threads", str(threads)]
         env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), child_cpu()
         p = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, child_cpu() - c0
         if p.returncode:
             raise SystemExit(f"chainrule failed ({p.returncode}):\n{p.stderr[-2000:]}")
         with open(f"{tmp}/model/metrics.jsonl") as f:
@@ -103,25 +117,68 @@ def run_chainrule(data: Path, iters: int, seed: int | None, threads: int | None,
     threads_used = sorted({r["threads"] for r in timed if "threads" in r})
     return {"ms_per_iter": statistics.fmean(r["ms_per_iter"] for r in timed),
             "val_loss": vals[-1]["val_loss"], "last_eval_step": vals[-1]["step"],
-            "wall_s": wall, "threads": threads_used}
+            "wall_s": wall, "cpu_s": cpu, "threads": threads_used}
+
+
+def native_bf16() -> bool:
+    """Whether this CPU has native bf16 (AVX512-BF16 or AMX), read from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(f.read().split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def spinner() -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
-def sides(args) -> dict:
-    """Label -> a function running one timed run of that side."""
+def sides(args, iters: int | None = None, ours: list[str] = (), peer: list[str] = ()) -> dict:
+    """Label -> a function running one timed run of that side (``iters``: default --iters;
+    ``ours`` / ``peer``: extra settings for chainrule / nanoGPT)."""
+    n = iters or args.iters
     # timed with nanoGPT's learning rate (the preset's is 2e-3): the same work step for step
-    same = ["learning_rate=1e-3", "min_lr=1e-4"]
-    out = {"chainrule": lambda: run_chainrule(args.data, args.iters, None, args.threads, same)}
+    same = ["learning_rate=1e-3", "min_lr=1e-4", *ours]
+    out = {"chainrule": lambda: run_chainrule(args.data, n, None, args.threads, same)}
     if args.bf16:
-        out["chainrule-bf16"] = lambda: run_chainrule(args.data, args.iters, None, args.threads,
+        out["chainrule-bf16"] = lambda: run_chainrule(args.data, n, None, args.threads,
                                                       [*same, "dtype=bfloat16"])
+    if args.fp32:  # the preset's dtype is bfloat16-if-native: this is its float32 run
+        out["chainrule-fp32"] = lambda: run_chainrule(args.data, n, None, args.threads,
+                                                      [*same, "dtype=float32"])
     if args.nanogpt is not None:
-        out["nanogpt"] = lambda: run_nanogpt(args.nanogpt, args.iters, args.peer_threads)
+        out["nanogpt"] = lambda: run_nanogpt(args.nanogpt, n, args.peer_threads, peer)
         if args.peer_one_thread:
-            out["nanogpt-1thread"] = lambda: run_nanogpt(args.nanogpt, args.iters, 1)
+            out["nanogpt-1thread"] = lambda: run_nanogpt(args.nanogpt, n, 1, peer)
+    return out
+
+
+def cpu_per_iter(args) -> dict:
+    """Process CPU milliseconds per training iteration, the figure least moved by the load: each
+    side run for 50 and for 50 + --iters iterations (evaluations only at the start and the end,
+    so start-up and evaluation cancel in the difference), interleaved, medians."""
+    short, long = 50, 50 + args.iters
+    ours, peer = ["eval_interval=100000", "warmup_iters=100"], ["--eval_interval=100000"]
+    a, b = sides(args, short, ours, peer), sides(args, long, ours, peer)
+    rows: dict[str, list[float]] = {name: [] for name in a}
+    load = [uptime()]
+    names = list(a)
+    for r in range(args.rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            ms = 1000 * (b[name]()["cpu_s"] - a[name]()["cpu_s"]) / (long - short)
+            rows[name].append(ms)
+            print(f"  {name:<15} {ms:7.1f} CPU ms/iter  loadavg {uptime()}", flush=True)
+    load.append(uptime())
+    med = {name: statistics.median(v) for name, v in rows.items()}
+    out = {"load_before_after": load, "cpu_ms_per_iter": rows, "median": med}
+    if "nanogpt" in med:
+        out["ratio_vs_nanogpt"] = {n: med["nanogpt"] / med[n] for n in med
+                                   if n.startswith("chainrule")}
+    for name, m in med.items():
+        ratio = out.get("ratio_vs_nanogpt", {}).get(name)
+        print(f"{name:<15} median {m:7.1f} CPU ms/iter" +
+              (f"  {ratio:.2f}x nanoGPT's tokens per CPU second" if ratio else ""))
     return out
 
 
@@ -143,7 +200,8 @@ def timing(args) -> dict:
                     rows[name].append(res)
                     print(f"  [{cond}] {name:<15} {res['ms_per_iter']:7.1f} ms/iter "
                           f"{TOKENS_PER_ITER / res['ms_per_iter'] * 1000:8,.0f} tok/s  "
-                          f"threads {res.get('threads', '-')}  loadavg {res['load']}",
+                          f"threads {res.get('threads', '-')}  process CPU {res['cpu_s']:.1f} s"
+                          f" (wall {res['wall_s']:.1f} s)  loadavg {res['load']}",
                           flush=True)
             load.append(uptime())
         finally:
@@ -212,6 +270,9 @@ def main() -> int:
                     help="OMP_NUM_THREADS for nanoGPT (default: PyTorch's, one per core)")
     ap.add_argument("--bf16", action="store_true",
                     help="also time chainrule with dtype=bfloat16 (CPU autocast)")
+    ap.add_argument("--fp32", action="store_true",
+                    help="also time chainrule with dtype=float32 (the preset trains under bf16 "
+                         "autocast on CPUs with native bf16)")
     ap.add_argument("--peer-one-thread", action="store_true",
                     help="also time nanoGPT with OMP_NUM_THREADS=1 (its best on a busy box)")
     ap.add_argument("--loss", action="store_true",
@@ -221,6 +282,10 @@ def main() -> int:
                     help="with --loss: also run nanoGPT with this learning rate (min_lr = lr/10)")
     ap.add_argument("--skip-ours", action="store_true",
                     help="with --loss: run only nanoGPT (no chainrule seeds)")
+    ap.add_argument("--cpu", action="store_true",
+                    help="process CPU ms per iteration (50 vs 50 + --iters iterations, "
+                         "differenced) instead of wall-clock timing; use with --threads 1 "
+                         "--peer-threads 1")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args()
     # a SIGTERM (timeout, kill) unwinds like Ctrl-C, so the busy condition's spinner is killed
@@ -239,10 +304,12 @@ def main() -> int:
     if args.iters is None:
         args.iters = 2000 if args.loss else 150
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')}, nproc {os.cpu_count()}, "
-          f"loadavg {uptime()}, {args.iters} iterations per run", flush=True)
-    result = losses(args) if args.loss else timing(args)
+          f"loadavg {uptime()}, {args.iters} iterations per run, native bf16 "
+          f"{native_bf16()} (the preset's dtype=bfloat16-if-native trains in "
+          f"{'bf16' if native_bf16() else 'float32'}; nanoGPT on CPU: float32)", flush=True)
+    result = (losses(args) if args.loss else cpu_per_iter(args) if args.cpu else timing(args))
     result["args"] = {k: str(v) for k, v in vars(args).items()}
-    if not args.loss:
+    if not args.loss and not args.cpu:
         for cond, s in result["conditions"].items():
             print(f"{cond} (loadavg {s['load_before_after'][0]} -> "
                   f"{s['load_before_after'][1]}), medians of {args.rounds}:")

@@ -10,6 +10,8 @@ attention, fewer for grouped-query attention), hs head width (C = nh * hs), L ca
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -57,6 +59,39 @@ def make_norm(kind: str, n_embd: int, eps: float, bias: bool) -> nn.Module:
     if kind == "rmsnorm":
         return nn.RMSNorm(n_embd, eps=eps)
     return nn.LayerNorm(n_embd, eps=eps, bias=bias)
+
+
+_EXPLICIT_MAX_T = 256  # explicit attention up to this length (its T x T scores are kept)
+_TORCH_SDPA = F.scaled_dot_product_attention
+
+
+def _short_bf16_on_cpu(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None,
+                       dropout_p: float) -> bool:
+    """Whether :func:`_explicit_attention` replaces SDPA: bf16 on CPU, short, no mask/dropout.
+
+    PyTorch's CPU flash-attention kernel in bf16 is slow, its backward above all (~13 ms a
+    layer at 12 x 4 heads x 64 x 32, against ~2 ms in float32; bench/RESULTS.md, issue 21),
+    while two bf16 batched products and a softmax take a fraction of that at short lengths.
+    Not while SDPA is replaced (e.g. by :func:`chainrule.models.attention_capture`'s spy).
+    """
+    return (q.device.type == "cpu" and q.dtype == torch.bfloat16 and mask is None
+            and F.scaled_dot_product_attention is _TORCH_SDPA
+            and dropout_p == 0.0 and q.shape[1] == k.shape[1] and q.shape[2] <= _EXPLICIT_MAX_T)
+
+
+def _explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                        causal: bool) -> torch.Tensor:
+    """softmax(q k^T / sqrt(hs) [+ causal mask]) v, written out: (B, nh, T, hs) each -> y.
+
+    The softmax is taken in float32 and its weights cast back to q's dtype; as SDPA's default
+    scale and ``is_causal`` (position t attends to positions <= t).
+    """
+    T, S = q.shape[-2], k.shape[-2]
+    att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))  # (B, nh, T, S)
+    if causal:
+        future = torch.ones(T, S, dtype=torch.bool, device=q.device).triu(S - T + 1)
+        att = att.masked_fill(future, float("-inf"))
+    return torch.softmax(att.float(), dim=-1).to(v.dtype) @ v
 
 
 class CausalSelfAttention(nn.Module):
@@ -110,6 +145,8 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self._qkv(x, rope)
         p = self.dropout if self.training else 0.0
         causal = self.causal and mask is None
+        if _short_bf16_on_cpu(q, k, mask, p):
+            return self._out(_explicit_attention(q, k, v, causal)), (k, v)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p,
                                            is_causal=causal, enable_gqa=self.gqa)
         return self._out(y), (k, v)

@@ -72,7 +72,7 @@ class TrainConfig:
     # -- runtime ----------------------------------------------------------------------------
     seed: int = 1337  # seeds weights, dropout and batch sampling
     device: str = "auto"  # auto, cpu, cuda or cuda:N
-    dtype: str = "auto"  # auto (bf16 autocast on CUDA if supported), float32 or bfloat16
+    dtype: str = "auto"  # auto (bf16 on a CUDA GPU), float32, bfloat16, bfloat16-if-native
     compile: bool = False  # wrap the model in torch.compile
     strategy: str = "ddp"  # under torchrun: ddp (whole model per process) or fsdp (sharded)
 
@@ -178,8 +178,8 @@ def _value_problems(c: TrainConfig) -> list[str]:
     if c.tokenizer_kind not in TOKENIZER_KINDS:
         p.append(f"tokenizer_kind must be one of {', '.join(TOKENIZER_KINDS)}, "
                  f"not {c.tokenizer_kind!r}")
-    if c.dtype not in ("auto", "float32", "bfloat16"):
-        p.append(f"dtype must be auto, float32 or bfloat16, not {c.dtype!r}")
+    if c.dtype not in ("auto", "float32", "bfloat16", "bfloat16-if-native"):
+        p.append(f"dtype must be auto, float32, bfloat16 or bfloat16-if-native, not {c.dtype!r}")
     if not (c.device in ("auto", "cpu", "cuda") or c.device.startswith("cuda:")):
         p.append(f"device must be auto, cpu, cuda or cuda:N, not {c.device!r}")
     if c.strategy not in ("ddp", "fsdp"):

@@ -35,6 +35,7 @@ from chainrule.training.build import (
     model_kwargs,
     resolve_device,
     seed_everything,
+    uses_bf16,
 )
 from chainrule.training.config import TrainConfig
 from chainrule.training.data import EvalSampler, StreamSampler, WindowSampler
@@ -93,8 +94,7 @@ class _Run(_EvaluateAndCheckpoint):
         else:
             self._token_samplers(cfg, train_ids, val_ids, gas, device)
         self.optimizer = make_optimizer(self.raw, cfg, device)
-        self.use_bf16 = cfg.dtype == "bfloat16" or (
-            cfg.dtype == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported())
+        self.use_bf16 = uses_bf16(cfg.dtype, device)
         self.autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if self.use_bf16
                          else contextlib.nullcontext())
         if device.type == "cuda":
