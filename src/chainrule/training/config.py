@@ -49,6 +49,8 @@ class TrainConfig:
     val_fraction: float = 0.1  # last fraction of the corpus held out when no val_data is given
     val_data: str = ""  # a separate validation corpus file (empty: split off val_fraction)
     boundaries: str = "none"  # "none": the text is one stream; "lines": <s> line </s> per line
+    # gpt: each sentence of a window trains as it is scored, from its <s> (data.bos_segments)
+    mask_at_bos: bool = False  # gpt: attend back only to the last <s>; positions restart there
     tokenizer_kind: str = "char"  # kind of tokenizer trained when no --tokenizer is given
     vocab_size: int = 0  # vocabulary size of a trained tokenizer (0: the kind's default)
     min_count: int = 0  # word tokenizer: words seen fewer times become <unk> (0: default)

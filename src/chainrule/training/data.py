@@ -15,6 +15,10 @@ single-process run would:
 - :class:`StreamSampler` (rnn, lstm): the corpus is cut into ``rows`` contiguous streams, and
   step ``s`` reads the ``s``-th slice of ``block_size`` tokens of every stream, so the hidden
   state can be carried from one batch to the next (truncated back-propagation through time).
+
+With ``bos_id`` (``mask_at_bos``, gpt) a window's batch also carries the attention mask and the
+positions of :func:`bos_segments`: every sentence in the window is read from its own ``<s>`` at
+position 0, as the scorer reads each sentence (document masking, as in packed fine-tuning).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import torch
 from chainrule.data.cache import tokenize_corpus
 from chainrule.data.splits import fraction_boundaries
 from chainrule.errors import DataError
+from chainrule.models.layers import document_mask
 
 # numpy's seed sequences take lists of non-negative ints; these tags keep streams apart
 _TRAIN, _EVAL = 0, 1
@@ -149,6 +154,27 @@ class Batch:
     x: torch.Tensor
     y: torch.Tensor
     reset: bool = False
+    attn_mask: torch.Tensor | None = None  # (B, 1, T, T), with bos_id: see bos_segments
+    positions: torch.Tensor | None = None  # (B, T)
+
+
+def bos_segments(x: torch.Tensor, bos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention mask (B, 1, T, T) and positions (B, T) that read a window as its sentences.
+
+    Position t attends to s <= t when no ``<s>`` lies in (s, t], and counts its position from
+    the last ``<s>`` at or before it (from the window's start before the first ``<s>``). So a
+    sentence inside a training window is predicted from exactly the context the scorer gives it:
+    its ``<s>`` at position 0 and its own tokens.
+
+    >>> m, pos = bos_segments(torch.tensor([[5, 1, 6, 7, 1, 8]]), bos_id=1)
+    >>> pos.tolist(), m[0, 0, 3].tolist()
+    ([[0, 0, 1, 2, 0, 1]], [False, True, True, True, False, False])
+    """
+    T = x.shape[1]
+    t = torch.arange(T, device=x.device).expand_as(x)
+    at_bos = x == bos_id
+    start = torch.where(at_bos, t, torch.zeros_like(t)).cummax(1).values
+    return document_mask(at_bos.cumsum(1)), t - start
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
@@ -178,6 +204,12 @@ def _take(ids: np.ndarray, starts: np.ndarray, block_size: int, device: torch.de
     return Batch(window[:, :-1], window[:, 1:])
 
 
+def _segmented(b: Batch, bos_id: int | None) -> Batch:
+    if bos_id is not None:
+        b.attn_mask, b.positions = bos_segments(b.x, bos_id)
+    return b
+
+
 def _check_length(ids: np.ndarray, need: int, what: str, fix: str) -> None:
     if len(ids) < need:
         raise DataError(f"the {what} has {len(ids)} tokens, fewer than the {need} one batch "
@@ -194,16 +226,18 @@ class WindowSampler:
     """
 
     def __init__(self, ids: np.ndarray, batch_size: int, block_size: int, seed: int,
-                 device: torch.device):
+                 device: torch.device, bos_id: int | None = None):
         _check_length(ids, block_size + 1, "training corpus",
                       "use a longer corpus or a smaller block_size")
         self.ids, self.batch_size, self.block_size = ids, batch_size, block_size
         self.seed, self.device, self.mapping = seed, device, _file_mapping(ids)
+        self.bos_id = bos_id
 
     def batch(self, step: int, micro: int) -> Batch:
         high = len(self.ids) - self.block_size  # exclusive: the last start that fits T + 1
         starts = _rng(self.seed, _TRAIN, step, micro).integers(0, high, self.batch_size)
-        return _take(self.ids, starts, self.block_size, self.device, self.mapping)
+        return _segmented(_take(self.ids, starts, self.block_size, self.device, self.mapping),
+                          self.bos_id)
 
 
 class StreamSampler:
@@ -243,18 +277,19 @@ class EvalSampler:
     on (seed, k, i), and never touches the global random state."""
 
     def __init__(self, ids: np.ndarray, batch_size: int, block_size: int, seed: int,
-                 device: torch.device, what: str):
+                 device: torch.device, what: str, bos_id: int | None = None):
         _check_length(ids, block_size + 1, what,
                       "use a longer corpus, a larger val_fraction or a smaller block_size")
         self.ids, self.batch_size, self.block_size = ids, batch_size, block_size
         self.seed, self.device, self.key = seed, device, 0 if what.startswith("train") else 1
-        self.mapping = _file_mapping(ids)
+        self.mapping, self.bos_id = _file_mapping(ids), bos_id
 
     def batch(self, evaluation: int, i: int) -> Batch:
         high = len(self.ids) - self.block_size
         starts = _rng(self.seed, _EVAL, self.key, evaluation, i).integers(0, high,
                                                                           self.batch_size)
-        return _take(self.ids, starts, self.block_size, self.device, self.mapping)
+        return _segmented(_take(self.ids, starts, self.block_size, self.device, self.mapping),
+                          self.bos_id)
 
 
 __all__ = [
@@ -263,6 +298,7 @@ __all__ = [
     "EvalSampler",
     "StreamSampler",
     "WindowSampler",
+    "bos_segments",
     "corpus_ids",
     "encode_text",
     "read_corpus",

@@ -17,6 +17,7 @@ where a NaN loss is caught (and the exact step named).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import sys
 import time
@@ -118,17 +119,29 @@ class _Run(_EvaluateAndCheckpoint):
 
     def _token_samplers(self, cfg: TrainConfig, train_ids: np.ndarray,
                         val_ids: np.ndarray | None, gas: int, device: torch.device) -> None:
+        bos = self._bos_mask_id(cfg)
         if self.recurrent:
             self.sampler = StreamSampler(train_ids, cfg.batch_size, cfg.block_size,
                                          micro_batches=gas, device=device)
         else:
             self.sampler = WindowSampler(train_ids, cfg.batch_size, cfg.block_size, cfg.seed,
-                                         device)
+                                         device, bos)
         self.eval_train = EvalSampler(train_ids, cfg.batch_size, cfg.block_size, cfg.seed,
-                                      device, "training corpus")
+                                      device, "training corpus", bos)
         self.eval_val = (EvalSampler(val_ids, cfg.batch_size, cfg.block_size, cfg.seed,
-                                     device, "validation corpus")
+                                     device, "validation corpus", bos)
                          if val_ids is not None and len(val_ids) else None)
+
+    def _bos_mask_id(self, cfg: TrainConfig) -> int | None:
+        """``<s>``'s id when windows are read as sentences (``mask_at_bos``), else None."""
+        if not cfg.mask_at_bos:
+            return None
+        takes_mask = "attn_mask" in inspect.signature(self.raw.forward).parameters
+        if self.recurrent or not takes_mask or self.raw.bos_id is None:
+            raise ConfigError(f"mask_at_bos reads training windows as sentences through an "
+                              f"attention mask, which a {cfg.family} model does not take; use "
+                              "it with gpt (rnn and lstm have reset_at_bos) or drop it.")
+        return int(self.raw.bos_id)
 
     # -- one optimiser step ----------------------------------------------------------------
     def _train_step(self) -> torch.Tensor:

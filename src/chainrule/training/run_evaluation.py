@@ -137,7 +137,8 @@ def _train_batch(b: Any, state: Any) -> TrainBatch:
     """The sampler's batch as the objective's :class:`TrainBatch`, with the carried state."""
     if isinstance(b, TrainBatch):
         return b.with_state(state)
-    return TrainBatch(b.x, b.y, b.reset, state=state)
+    return TrainBatch(b.x, b.y, b.reset, state=state, attn_mask=getattr(b, "attn_mask", None),
+                      positions=getattr(b, "positions", None))
 
 
 def _to_cpu(state: Any) -> Any:
