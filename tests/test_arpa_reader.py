@@ -108,7 +108,7 @@ def test_damaged_files_read_or_fail_the_same_either_way(tmp_path, data):
 
 @needs_core
 @pytest.mark.parametrize("text", [
-    # SRILM-style: lower-order lines without a backoff (the Python reader reads these)
+    # SRILM-style: lower-order lines without a backoff (both readers read these)
     ("\\data\\\nngram 1=3\nngram 2=2\n\n\\1-grams:\n-1\t<s>\t-0.5\n-0.5\ta\n-0.5\t</s>\n\n"
      "\\2-grams:\n-0.2\t<s> a\n-0.1\ta </s>\n\n\\end\\\n"),
     # a word with no unigram line, a duplicate unigram, a missing suffix, a positive log10 p
