@@ -186,6 +186,9 @@ FAMILY_SPECS: dict[str, FamilySpec] = {
     "seq2seq-gru-bi-scaled": FamilySpec("seq2seq", partial(
         fit_on_tiny_task, "seq2seq", attention="scaled", bidirectional=True, n_embd=8,
         n_hidden=12)),
+    "seq2seq-gru-bi-feed-context": FamilySpec("seq2seq", partial(  # Cho et al.'s decoder
+        fit_on_tiny_task, "seq2seq", feed_context=True, n_layer=2, bidirectional=True,
+        n_embd=8, n_hidden=12, dropout=0.1)),
     "transformer-ed": FamilySpec("transformer-ed", partial(
         fit_on_tiny_task, "transformer-ed", lr=1e-2, n_layer=2, n_head=2, n_embd=16,
         dropout=0.1, max_len=16)),
