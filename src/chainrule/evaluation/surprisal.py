@@ -21,6 +21,7 @@ Word rule (documented in docs/evaluation.md):
 
 from __future__ import annotations
 
+import bisect
 import csv
 import json
 import os
@@ -115,16 +116,15 @@ def assign_tokens_to_words(
     for w, (a, b) in enumerate(words):
         for c in range(a, b):
             owner[c] = w
+    starts, ends = [s for s, _ in words], [e for _, e in words]
     out = []
     for a, b in spans:
         w = next((owner[c] for c in range(a, min(b, len(text))) if owner[c] >= 0), None)
         if w is None:
-            if whitespace_to == "previous":
-                prev = [i for i, (_, e) in enumerate(words) if e <= a]
-                w = prev[-1] if prev else 0
-            else:
-                nxt = [i for i, (s, _) in enumerate(words) if s >= a]
-                w = nxt[0] if nxt else len(words) - 1
+            if whitespace_to == "previous":  # the last word ending at or before a
+                w = max(bisect.bisect_right(ends, a) - 1, 0)
+            else:  # the first word starting at or after a
+                w = min(bisect.bisect_left(starts, a), len(words) - 1)
         out.append(w)
     return out
 
@@ -172,9 +172,13 @@ def sentence_surprisals(
             TokenSurprisal(sid, i, tokenizer.decode([t]), a, b, w, bits[i])
             for i, (t, (a, b), w) in enumerate(zip(x, spans, owner))
         ]
+        by_word: list[list[int]] = [[] for _ in wspans]
+        for i, o in enumerate(owner):
+            if 0 <= o < len(by_word):
+                by_word[o].append(i)
         words = []
         for w, (a, b) in enumerate(wspans):
-            mine = [i for i, o in enumerate(owner) if o == w]
+            mine = by_word[w]
             words.append(WordSurprisal(
                 sid, w, text[a:b], float(sum(bits[i] for i in mine)), len(mine), a, b,
                 has_unk=unk is not None and any(x[i] == unk for i in mine),

@@ -136,11 +136,13 @@ def frame(model: Scorer, ids: Sequence[int], *, eos: bool = True) -> list[int]:
 def token_spans(tokenizer: Tokenizer, text: str, ids: Sequence[int]) -> list[tuple[int, int]]:
     """Character span ``[start, end)`` in ``text`` of each token of ``encode(text) == ids``.
 
-    Uses the tokenizer's own ``offsets`` method when it has one; otherwise decodes growing
-    prefixes: token i covers ``len(decode(ids[:i])) .. len(decode(ids[:i+1]))``. Where a decoded
-    prefix is not a prefix of ``text`` (a byte-level token that ends inside a multi-byte
-    character, ``<unk>``, or a tokenizer that normalises whitespace) the end is clipped to the
-    longest common prefix, and a final fallback looks each token's text up left to right.
+    Uses the tokenizer's own ``offsets`` method when it has one. Otherwise, when ``decode(ids)
+    == text``, token i covers ``len(decode(ids[:i])) .. len(decode(ids[:i+1]))``, the end clipped
+    to the longest common prefix with ``text`` where a decoded prefix is not a prefix of it (a
+    byte-level token that ends inside a multi-byte character); the built-in tokenizers compute
+    exactly these spans in one pass (``decode_with_offsets``), any other tokenizer by decoding
+    every prefix. Where the text does not round-trip (``<unk>``, a tokenizer that normalises
+    whitespace) each token's text is looked up left to right.
     Spans are monotone and lie inside ``text``; a token may get an empty span.
 
     Example: a char tokenizer on ``"ab c"`` -> ``[(0, 1), (1, 2), (2, 3), (3, 4)]``.
@@ -153,6 +155,10 @@ def token_spans(tokenizer: Tokenizer, text: str, ids: Sequence[int]) -> list[tup
                 return spans
         except (TypeError, ValueError, NotImplementedError):
             pass
+    with_offsets = getattr(tokenizer, "decode_with_offsets", None)
+    if callable(with_offsets):
+        decoded, spans = with_offsets(ids)
+        return spans if decoded == text else _spans_by_search(tokenizer, text, ids)
     if tokenizer.decode(ids) == text:
         return _spans_by_prefix(tokenizer, text, ids)
     return _spans_by_search(tokenizer, text, ids)
@@ -167,6 +173,7 @@ def _common_prefix(a: str, b: str) -> int:
 
 
 def _spans_by_prefix(tokenizer: Tokenizer, text: str, ids: Sequence[int]) -> list[tuple[int, int]]:
+    # quadratic: for tokenizers without ``decode_with_offsets`` (and the tests' reference)
     spans = []
     start = 0
     for i in range(len(ids)):

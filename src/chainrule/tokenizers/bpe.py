@@ -68,14 +68,30 @@ class BPETokenizer(MergeTokenizer):
         return {"end_of_word": self.end_of_word}
 
     def decode(self, ids: Iterable[int], *, skip_special: bool = False) -> str:
+        return "".join(self._decoded_pieces(ids, skip_special))
+
+    def decode_with_offsets(self, ids: Iterable[int]) -> tuple[str, list[tuple[int, int]]]:
+        """``decode(ids)`` and each token's character span ``[start, end)`` in it (linear).
+
+        The space implied between two words belongs to the token after it, so the spans tile
+        the decoded text: ``low_ new er_`` -> ``"low newer"``, ``[(0, 3), (3, 7), (7, 9)]``.
+        """
+        pieces = self._decoded_pieces(ids, False)
+        spans, pos = [], 0
+        for piece in pieces:
+            spans.append((pos, pos + len(piece)))
+            pos += len(piece)
+        return "".join(pieces), spans
+
+    def _decoded_pieces(self, ids: Iterable[int], skip_special: bool) -> list[str]:
+        """What each id adds to the decoded text (a pending space, then its characters)."""
         specials = {i: t for t, i in self.special_tokens.items()}
         eow, n = self.end_of_word, len(self.end_of_word)
         out: list[str] = []
         pending_space = False
         for i in ids:
             if i in specials:
-                if not skip_special:
-                    out.append(specials[i])
+                out.append("" if skip_special else specials[i])
                 pending_space = False
                 continue
             tok = self.vocab[i]
@@ -83,15 +99,14 @@ class BPETokenizer(MergeTokenizer):
                 out.append(tok)
                 pending_space = False
                 continue
-            if pending_space:
-                out.append(" ")
+            space = " " if pending_space else ""
             if tok.endswith(eow):
-                out.append(tok[:-n])
+                out.append(space + tok[:-n])
                 pending_space = True
             else:
-                out.append(tok)
+                out.append(space + tok)
                 pending_space = False
-        return "".join(out)
+        return out
 
     # -- training ----------------------------------------------------------------------------
     @classmethod

@@ -132,6 +132,51 @@ class ByteBPETokenizer(MergeTokenizer):
         data = b"".join(table[i] for i in ids if i not in specials)
         return data.decode("utf-8", "replace")
 
+    def decode_with_offsets(self, ids: Iterable[int]) -> tuple[str, list[tuple[int, int]]]:
+        """``decode(ids)`` and each token's character span ``[start, end)`` in it (linear).
+
+        A token may end inside a multi-byte character. Its span then ends where the text
+        decoded up to it stops agreeing with the whole text, so a character belongs to the
+        token holding its last byte, and a token wholly inside one character gets an empty
+        span: ``"aé"`` as the bytes ``a``, ``C3``, ``A9`` -> ``[(0, 1), (1, 1), (1, 2)]``. (The
+        one exception follows from the same rule: a split U+FFFD, the character that a cut
+        decodes to, goes to the token where the cut is.) Spans are monotone and tile the text.
+        """
+        ids = list(ids)
+        table = self._byte_table()
+        parts = [table[i] for i in ids]
+        data = b"".join(parts)
+        text = data.decode("utf-8", "replace")
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:  # broken bytes: decode each prefix (slow, rare)
+            return text, _spans_of_prefixes(parts, text)
+        heads = self._heads()
+        spans, start, chars, p, n = [], 0, 0, 0, len(data)
+        for i, part in zip(ids, parts):
+            p += len(part)
+            chars += heads[i]  # characters begun so far
+            if p < n and data[p] & 0xC0 == 0x80:  # the cut is inside a character
+                s = p - 1
+                while data[s] & 0xC0 == 0x80:
+                    s -= 1
+                k = chars - 1
+                end = k + _agree(data[s:p].decode("utf-8", "replace"), text, k)
+            else:
+                end = chars
+            end = max(end, start)
+            spans.append((start, end))
+            start = end
+        return text, spans
+
+    def _heads(self) -> list[int]:
+        """For each id, how many of its bytes begin a UTF-8 character (are not 10xxxxxx)."""
+        heads = getattr(self, "_head_counts", None)
+        if heads is None:
+            heads = self._head_counts = [sum(1 for b in t if b & 0xC0 != 0x80)
+                                         for t in self._byte_table()]
+        return heads
+
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
         table = self._byte_table()
         return b"".join(table[i] for i in ids)
@@ -206,3 +251,22 @@ class ByteBPETokenizer(MergeTokenizer):
                 f"{str(path)!r} merges a token {e} that {str(encoder_json)!r} does not define; "
                 "the two files are not from the same tokenizer."
             ) from None
+
+
+def _agree(piece: str, text: str, at: int) -> int:
+    """How many leading characters of ``piece`` equal ``text`` from ``at`` on."""
+    k = 0
+    while k < len(piece) and at + k < len(text) and piece[k] == text[at + k]:
+        k += 1
+    return k
+
+
+def _spans_of_prefixes(parts: list[bytes], text: str) -> list[tuple[int, int]]:
+    """Spans by decoding every prefix of the bytes (for bytes that are not valid UTF-8)."""
+    spans, start, data = [], 0, b""
+    for part in parts:
+        data += part
+        end = max(_agree(data.decode("utf-8", "replace"), text, 0), start)
+        spans.append((start, end))
+        start = end
+    return spans

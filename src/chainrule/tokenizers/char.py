@@ -65,6 +65,18 @@ class CharTokenizer(Tokenizer):
         n = len(SPECIALS) if skip_special else 0
         return "".join(self.vocab[i] for i in ids if i >= n)
 
+    def decode_with_offsets(self, ids: Iterable[int]) -> tuple[str, list[tuple[int, int]]]:
+        """``decode(ids)`` and each token's character span ``[start, end)`` in it (linear).
+
+        Example: ``decode_with_offsets(encode("ab"))`` -> ``("ab", [(0, 1), (1, 2)])``.
+        """
+        pieces = [self.vocab[i] for i in ids]
+        spans, pos = [], 0
+        for piece in pieces:  # one character, or a special's spelling
+            spans.append((pos, pos + len(piece)))
+            pos += len(piece)
+        return "".join(pieces), spans
+
     def id_to_token(self, idx: int) -> str:
         return self.vocab[idx]
 

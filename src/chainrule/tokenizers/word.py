@@ -105,6 +105,20 @@ class WordTokenizer(Tokenizer):
         n = len(SPECIALS)
         return " ".join(self.vocab[i] for i in ids if not (skip_special and i < n))
 
+    def decode_with_offsets(self, ids: Iterable[int]) -> tuple[str, list[tuple[int, int]]]:
+        """``decode(ids)`` and each token's character span ``[start, end)`` in it (linear).
+
+        A word after the first also covers the single space ``decode`` puts before it, so the
+        spans tile the decoded text: ``"the cat"`` -> ``[(0, 3), (3, 7)]``.
+        """
+        words = [self.vocab[i] for i in ids]
+        spans, pos = [], 0
+        for k, word in enumerate(words):
+            end = pos + len(word) + (1 if k else 0)
+            spans.append((pos, end))
+            pos = end
+        return " ".join(words), spans
+
     def id_to_token(self, idx: int) -> str:
         return self.vocab[idx]
 
