@@ -55,6 +55,9 @@ def load_model_and_tokenizer(directory: str | os.PathLike, scoring: str | None =
             f"{str(directory)!r}: tokenizer.json has {tokenizer.vocab_size} tokens but the model "
             f"predicts over {model.vocab_size}; the directory mixes files of different models."
         )
+    from chainrule.evaluation.stream_framing import apply_training_framing, training_boundaries
+
+    apply_training_framing(model, tokenizer, training_boundaries(directory), str(directory))
     return set_scoring(model, scoring), tokenizer
 
 
@@ -129,8 +132,11 @@ def encode_text(
 
 
 def frame(model: Scorer, ids: Sequence[int], *, eos: bool = True) -> list[int]:
-    """``[bos] + ids (+ [eos])`` with the model's boundary ids."""
-    return [model.bos_id, *ids, *([model.eos_id] if eos else [])]
+    """``[bos] + ids (+ [eos])`` with the model's boundary ids; a model trained as one stream
+    (``boundaries=none``) frames by its newline instead (``model.line_frame``, set by
+    :func:`chainrule.evaluation.stream_framing.apply_training_framing`)."""
+    bos, eos_id = getattr(model, "line_frame", None) or (model.bos_id, model.eos_id)
+    return [bos, *ids, *([eos_id] if eos else [])]
 
 
 def token_spans(tokenizer: Tokenizer, text: str, ids: Sequence[int]) -> list[tuple[int, int]]:
