@@ -422,3 +422,29 @@ def test_packed_examples_with_a_document_mask_score_as_if_alone(positions):
     assert torch.allclose(logits[:, :5], alone_a, atol=1e-5)
     assert torch.allclose(logits[:, 5:], alone_b, atol=1e-5)
     assert not torch.allclose(unmasked[:, 5:], alone_b, atol=1e-3)  # without it, b sees a
+
+
+def test_loading_builds_its_shape_check_without_initialisers(saved_gpt):
+    """The shape check's meta-device model runs no ``nn.init`` (torch's meta ``normal_`` imports
+    torch._dynamo, ~1.5 s), the real model is initialised as before, and ``nn.init`` is restored
+    even when the config is refused."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from chainrule.models import load_model; "
+            f"load_model({str(saved_gpt)!r}); print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    before = torch.nn.init.normal_
+    edit_config(saved_gpt, n_head=5)
+    with pytest.raises(ModelFormatError):
+        load_model(saved_gpt)
+    assert torch.nn.init.normal_ is before
+    with neural.shapes_only():
+        assert torch.nn.init.normal_ is not before
+        assert tiny("gpt").lm_head.weight.is_meta
+    torch.manual_seed(0)
+    a = tiny("gpt").lm_head.weight
+    torch.manual_seed(0)
+    b = tiny("gpt").lm_head.weight
+    assert a.std() > 0.01 and torch.equal(a, b)

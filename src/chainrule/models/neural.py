@@ -186,7 +186,7 @@ class NeuralScorer(nn.Module, Scorer):
                 f"{where} holds a {config.get('family')!r} model, not a {cls.family!r} model."
             )
         try:
-            with torch.device("meta"):  # shapes only: a bad config costs no memory or time
+            with shapes_only():  # a bad config costs no memory or time
                 shell = cls.from_config_dict(config)
         except (ConfigError, TypeError) as e:
             raise ModelFormatError(
@@ -239,6 +239,35 @@ class NeuralScorer(nn.Module, Scorer):
         if exclude_embeddings:
             n -= sum(m.weight.numel() for m in self.modules() if isinstance(m, nn.Embedding))
         return n
+
+
+#: nn.init's initialisers, no-ops while a model is built for its shapes (:func:`shapes_only`)
+_INITIALISERS = ("normal_", "trunc_normal_", "uniform_", "xavier_uniform_", "xavier_normal_",
+                 "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "zeros_", "ones_",
+                 "constant_")
+
+
+@contextlib.contextmanager
+def shapes_only() -> Iterator[None]:
+    """Build modules on the meta device without running ``nn.init``'s initialisers.
+
+    Meta tensors hold no values, so initialising them is pointless, and not free: torch has no
+    meta kernel for ``normal_``, and its Python fallback imports ``torch._dynamo`` (~1.5 s, the
+    first model loaded in a process paid it).
+    """
+    saved = {name: getattr(nn.init, name) for name in _INITIALISERS}
+    for name in saved:
+        setattr(nn.init, name, _keep)
+    try:
+        with torch.device("meta"):
+            yield
+    finally:
+        for name, f in saved.items():
+            setattr(nn.init, name, f)
+
+
+def _keep(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    return tensor
 
 
 class NeuralLM(NeuralScorer, Generator):
@@ -360,4 +389,5 @@ __all__ = [
     "load_into_transformers",
     "neural_config_class",
     "register_neural_family",
+    "shapes_only",
 ]

@@ -98,13 +98,11 @@ def model_size(model: nn.Module, context: int) -> ModelSize:
 def config_size(cfg, vocab_size: int) -> ModelSize:
     """The :class:`ModelSize` of the model a :class:`~chainrule.training.config.TrainConfig`
     builds (built on the meta device: shapes only)."""
-    import torch
-
-    from chainrule.models.neural import build_neural_model
+    from chainrule.models.neural import build_neural_model, shapes_only
 
     kw = dict(cfg.model_settings())
     kw["vocab_size"] = vocab_size
-    with torch.device("meta"):  # shapes only: no memory, no initialisation, no RNG draws
+    with shapes_only():  # no memory, no initialisation, no RNG draws
         model = build_neural_model(cfg.family, **kw)
     return model_size(model, cfg.block_size)
 
