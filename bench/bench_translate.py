@@ -204,7 +204,8 @@ def throughput(args) -> str:
 
     torch.set_num_threads(args.threads)
     table_ = load_preset("multi30k-transformer-cpu")
-    keys = ("n_layer", "n_head", "n_embd", "n_inner", "dropout", "max_len")
+    keys = ("n_layer", "n_dec_layer", "n_head", "n_embd", "n_inner", "dropout", "max_len",
+            "scale_embeddings")
     shape = {k: table_[k] for k in keys}
     V, B, T = table_["vocab_size"], table_["batch_size"], 20
     models = {}

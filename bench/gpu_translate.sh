@@ -18,7 +18,7 @@
 #
 # TOTAL_S (540)  the whole run, in seconds; DECODE_S (100) of it kept for decoding and scoring;
 # CHUNK (500)    steps between deadline checks, evaluations and checkpoints;
-# MODELS         bench_translate.py --models (default gru,attn,transformer,torch);
+# MODELS         bench_translate.py --models (default gru,gru-plain,attn,transformer,torch);
 # PY             the Python (default .venv/bin/python if there, else python3).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -64,7 +64,8 @@ gpu)
         exit 2
     fi
     TOTAL_S=${TOTAL_S:-540}; DECODE_S=${DECODE_S:-100}; CHUNK=${CHUNK:-500}
-    MODELS=${MODELS:-gru,attn,transformer,torch}
+    # gru is Cho et al.'s decoder (the preset's feed_context); gru-plain the lecture's
+    MODELS=${MODELS:-gru,gru-plain=gru:feed_context=false,attn,transformer,torch}
     EXTRA=(--threads 2 --decode-batch 200)
     NICE=() ;;
 *)

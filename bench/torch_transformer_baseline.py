@@ -3,13 +3,15 @@ chainrule's conditional interface, so the same training loop, objective and batc
 and the same beam search decodes it.
 
 Same shape as ``transformer-ed``: learned token and position embeddings, pre-norm blocks
-(``norm_first=True``), GELU, final norms, the output layer tied to the target embedding.
+(``norm_first=True``), GELU, final norms, the output layer tied to the target embedding;
+``n_dec_layer`` and ``scale_embeddings`` are honoured as in ``transformer-ed``.
 Decoding recomputes the decoder over the prefix at every step (nn.TransformerDecoder has no
 key/value cache); only training throughput and BLEU are compared.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -58,15 +60,19 @@ class TorchTransformer(EncoderDecoder):
         self.tied_parameters = (("lm_head.weight", "tgt_emb.weight"),)
         for emb in (self.src_emb, self.src_pos, self.tgt_emb, self.tgt_pos):  # as transformer-ed
             nn.init.normal_(emb.weight, mean=0.0, std=0.02)
+        # scale_embeddings: token embeddings times sqrt(n_embd), as transformer-ed
+        self.emb_scale = math.sqrt(C) if cfg.scale_embeddings else 1.0
 
     def encode(self, ids, lengths, mask):
         S = ids.shape[1]
-        x = self.drop(self.src_emb(ids) + self.src_pos(torch.arange(S, device=ids.device)))
+        x = self.drop(self.src_emb(ids) * self.emb_scale
+                      + self.src_pos(torch.arange(S, device=ids.device)))
         return _Memory(self.core.encoder(x, src_key_padding_mask=~mask), mask)
 
     def decode(self, tokens, memory):
         T = tokens.shape[1]
-        x = self.drop(self.tgt_emb(tokens) + self.tgt_pos(torch.arange(T, device=tokens.device)))
+        x = self.drop(self.tgt_emb(tokens) * self.emb_scale
+                      + self.tgt_pos(torch.arange(T, device=tokens.device)))
         causal = nn.Transformer.generate_square_subsequent_mask(T, device=tokens.device)
         return self.core.decoder(x, memory.out, tgt_mask=causal, tgt_is_causal=True,
                                  memory_key_padding_mask=~memory.mask)
