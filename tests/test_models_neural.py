@@ -443,6 +443,8 @@ def test_loading_builds_its_shape_check_without_initialisers(saved_gpt):
     with neural.shapes_only():
         assert torch.nn.init.normal_ is not before
         assert tiny("gpt").lm_head.weight.is_meta
+        real = torch.empty(64, 64, device="cpu").fill_(7.0)  # another thread's real tensor
+        assert torch.nn.init.normal_(real, std=0.02).std() > 0.01
     torch.manual_seed(0)
     a = tiny("gpt").lm_head.weight
     torch.manual_seed(0)

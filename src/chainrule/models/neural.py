@@ -249,15 +249,16 @@ _INITIALISERS = ("normal_", "trunc_normal_", "uniform_", "xavier_uniform_", "xav
 
 @contextlib.contextmanager
 def shapes_only() -> Iterator[None]:
-    """Build modules on the meta device without running ``nn.init``'s initialisers.
+    """Build modules on the meta device without running ``nn.init``'s initialisers on them.
 
     Meta tensors hold no values, so initialising them is pointless, and not free: torch has no
     meta kernel for ``normal_``, and its Python fallback imports ``torch._dynamo`` (~1.5 s, the
-    first model loaded in a process paid it).
+    first model loaded in a process paid it). While this is active the initialisers skip meta
+    tensors only, so a model another thread builds on a real device is initialised as usual.
     """
     saved = {name: getattr(nn.init, name) for name in _INITIALISERS}
-    for name in saved:
-        setattr(nn.init, name, _keep)
+    for name, f in saved.items():
+        setattr(nn.init, name, _skipping_meta(f))
     try:
         with torch.device("meta"):
             yield
@@ -266,8 +267,11 @@ def shapes_only() -> Iterator[None]:
             setattr(nn.init, name, f)
 
 
-def _keep(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-    return tensor
+def _skipping_meta(init: Any) -> Any:
+    def maybe(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return tensor if tensor.is_meta else init(tensor, *args, **kwargs)
+
+    return maybe
 
 
 class NeuralLM(NeuralScorer, Generator):
