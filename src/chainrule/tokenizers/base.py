@@ -147,6 +147,19 @@ class Tokenizer(abc.ABC):
 _KINDS: dict[str, type[Tokenizer]] = {}
 
 
+def tiled(pieces: list[str]) -> tuple[str, list[tuple[int, int]]]:
+    """``("".join(pieces), spans)``: each piece's character span ``[start, end)`` in the joined
+    text, back to back (what ``decode_with_offsets`` returns when every token adds one piece).
+
+    Example: ``tiled(["low", " new", "er"])`` -> ``("low newer", [(0, 3), (3, 7), (7, 9)])``.
+    """
+    spans, pos = [], 0
+    for piece in pieces:
+        spans.append((pos, pos + len(piece)))
+        pos += len(piece)
+    return "".join(pieces), spans
+
+
 def unencodable(tokenizer: Tokenizer, text: str) -> tuple[list[str], list[str]]:
     """The whitespace words of ``text`` that become ``<unk>``, and (for char tokenizers) the
     characters that do. Both lists are in order of first appearance, without repeats."""
@@ -226,6 +239,7 @@ __all__ = [
     "Tokenizer",
     "load_tokenizer",
     "register_tokenizer",
+    "tiled",
     "tokenizer_from_dict",
     "unencodable",
 ]

@@ -19,7 +19,7 @@ from typing import Any
 
 from chainrule.errors import TokenizerError
 from chainrule.tokenizers._mergebase import MergeTokenizer
-from chainrule.tokenizers.base import BOS, EOS, PAD, UNK, register_tokenizer
+from chainrule.tokenizers.base import BOS, EOS, PAD, UNK, register_tokenizer, tiled
 
 _PIECES = re.compile(r"\S+|\s+")  # re's \s on str is exactly str.isspace, as str.split() uses
 
@@ -76,12 +76,7 @@ class BPETokenizer(MergeTokenizer):
         The space implied between two words belongs to the token after it, so the spans tile
         the decoded text: ``low_ new er_`` -> ``"low newer"``, ``[(0, 3), (3, 7), (7, 9)]``.
         """
-        pieces = self._decoded_pieces(ids, False)
-        spans, pos = [], 0
-        for piece in pieces:
-            spans.append((pos, pos + len(piece)))
-            pos += len(piece)
-        return "".join(pieces), spans
+        return tiled(self._decoded_pieces(ids, False))
 
     def _decoded_pieces(self, ids: Iterable[int], skip_special: bool) -> list[str]:
         """What each id adds to the decoded text (a pending space, then its characters)."""

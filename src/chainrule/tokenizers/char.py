@@ -7,7 +7,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from chainrule.errors import TokenizerError
-from chainrule.tokenizers.base import BOS, EOS, PAD, UNK, Tokenizer, register_tokenizer
+from chainrule.tokenizers.base import (
+    BOS,
+    EOS,
+    PAD,
+    UNK,
+    Tokenizer,
+    register_tokenizer,
+    tiled,
+)
 
 SPECIALS = (PAD, UNK, BOS, EOS)
 
@@ -70,12 +78,7 @@ class CharTokenizer(Tokenizer):
 
         Example: ``decode_with_offsets(encode("ab"))`` -> ``("ab", [(0, 1), (1, 2)])``.
         """
-        pieces = [self.vocab[i] for i in ids]
-        spans, pos = [], 0
-        for piece in pieces:  # one character, or a special's spelling
-            spans.append((pos, pos + len(piece)))
-            pos += len(piece)
-        return "".join(pieces), spans
+        return tiled([self.vocab[i] for i in ids])  # one character, or a special's spelling
 
     def id_to_token(self, idx: int) -> str:
         return self.vocab[idx]

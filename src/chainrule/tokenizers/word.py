@@ -18,7 +18,15 @@ from typing import Any
 import regex
 
 from chainrule.errors import TokenizerError
-from chainrule.tokenizers.base import BOS, EOS, PAD, UNK, Tokenizer, register_tokenizer
+from chainrule.tokenizers.base import (
+    BOS,
+    EOS,
+    PAD,
+    UNK,
+    Tokenizer,
+    register_tokenizer,
+    tiled,
+)
 
 SPECIALS = (PAD, UNK, BOS, EOS)
 WORD_PATTERN = r"\w+|[^\w\s]"
@@ -111,13 +119,7 @@ class WordTokenizer(Tokenizer):
         A word after the first also covers the single space ``decode`` puts before it, so the
         spans tile the decoded text: ``"the cat"`` -> ``[(0, 3), (3, 7)]``.
         """
-        words = [self.vocab[i] for i in ids]
-        spans, pos = [], 0
-        for k, word in enumerate(words):
-            end = pos + len(word) + (1 if k else 0)
-            spans.append((pos, end))
-            pos = end
-        return " ".join(words), spans
+        return tiled([(" " if k else "") + self.vocab[i] for k, i in enumerate(ids)])
 
     def id_to_token(self, idx: int) -> str:
         return self.vocab[idx]
