@@ -192,9 +192,11 @@ def score_flat_ids(model: Any, ids: np.ndarray, offsets: np.ndarray) -> np.ndarr
     return _nats(_reference_flat(model.tables, ids, offsets, bos))
 
 
-def _flatten(sequences: Sequence[Sequence[int]]) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """The rows with a target (length >= 2), their ids back to back and their offsets."""
-    rows = [i for i, s in enumerate(sequences) if len(s) >= 2]
+def _flatten(sequences: Sequence[Sequence[int]],
+             min_len: int = 2) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """The rows of at least ``min_len`` ids (2: a row with a target), their ids back to back
+    and their offsets."""
+    rows = [i for i, s in enumerate(sequences) if len(s) >= min_len]
     lengths = np.fromiter((len(sequences[i]) for i in rows), dtype=np.int64, count=len(rows))
     offsets = _offsets(lengths)
     ids = np.fromiter((t for i in rows for t in sequences[i]), dtype=np.int64,
@@ -234,15 +236,12 @@ def score_id_sequences_with_mass(model: Any, sequences: Sequence[Sequence[int]],
     lps = score_id_sequences(model, sequences)
     out: list[tuple[np.ndarray, np.ndarray]] = [(lp, np.zeros(len(s)))
                                                for lp, s in zip(lps, sequences)]
-    rows = [i for i, s in enumerate(sequences) if len(s) >= 1]
-    lengths = np.fromiter((len(sequences[i]) for i in rows), dtype=np.int64, count=len(rows))
-    offsets = _offsets(lengths)
+    rows, ids, offsets = _flatten(sequences, min_len=1)
     if not rows:
         return out
-    ids = model._check(np.fromiter((t for i in rows for t in sequences[i]), dtype=np.int64,
-                                   count=int(offsets[-1])))
+    ids = model._check(ids)
     W = model._width()
-    row_start = np.repeat(offsets[:-1], lengths)  # first position of each position's row
+    row_start = np.repeat(offsets[:-1], np.diff(offsets))  # first position of each position's row
     back = np.arange(W - 1, -1, -1)
     mass = np.empty(ids.size, dtype=np.float64)
     step = max(1, _MASS_FLOATS // max(1, model.vocab_size))
