@@ -32,12 +32,61 @@ def test_explicit_attention_is_sdpa_in_float32_values_and_gradients(causal):
         torch.testing.assert_close(ours[:, :, 0], v[:, :, 0])
 
 
-def test_the_explicit_path_is_taken_only_for_short_maskless_bf16_on_cpu():
+def test_explicit_attention_with_a_boolean_mask_is_sdpa_with_that_mask():
+    g = torch.Generator().manual_seed(1)
+    q = torch.randn(2, 3, 5, 8, generator=g, requires_grad=True)
+    k, v = (torch.randn(2, 3, 7, 8, generator=g, requires_grad=True) for _ in range(2))
+    mask = torch.rand(2, 1, 5, 7, generator=g) < 0.6
+    mask[0, 0, 2] = False  # a query with nothing to attend to: zeros, as SDPA
+    ours = _explicit_attention(q, k, v, False, mask)
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    torch.testing.assert_close(ours, ref, atol=1e-6, rtol=1e-5)
+    assert not ours[0, :, 2].any()
+    w = torch.randn(ours.shape, generator=g)
+    grads = torch.autograd.grad((ours * w).sum(), (q, k, v))
+    ref_grads = torch.autograd.grad((ref * w).sum(), (q, k, v))
+    for a, b in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_explicit_attention_dropout_zeroes_weights_and_rescales_the_rest():
+    q = torch.zeros(1, 1, 4, 8)  # equal scores: every weight 1/64
+    k = torch.zeros(1, 1, 64, 8)
+    v = torch.ones(1, 1, 64, 1)
+    torch.manual_seed(0)
+    y = _explicit_attention(q, k, v, False, None, 0.5)  # sum of kept weights x 2
+    kept = y[0, 0, :, 0] * 64 / 2  # how many of the 64 weights each query kept
+    assert torch.equal(kept, kept.round()) and 10 < kept.min() and kept.max() < 54
+    assert torch.equal(_explicit_attention(q, k, v, False, None, 0.0)[0, 0, :, 0],
+                       torch.ones(4))
+
+
+def test_bf16_cross_attention_on_cpu_is_explicit_and_tracks_float32(monkeypatch):
+    from chainrule.models import cross_attention
+    from chainrule.models.cross_attention import CrossAttention
+
+    torch.manual_seed(0)
+    attn = CrossAttention(32, 4).eval()
+    x, memory = torch.randn(3, 6, 32), torch.randn(3, 9, 32)
+    mask = torch.arange(9)[None, :] < torch.tensor([9, 4, 1])[:, None]  # (B, S) source lengths
+    ref = attn(x, attn.memory_kv(memory), mask)
+    calls = []
+    real = cross_attention._explicit_attention
+    monkeypatch.setattr(cross_attention, "_explicit_attention",
+                        lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = attn(x, attn.memory_kv(memory), mask)
+    assert out.dtype == torch.bfloat16 and calls == [1]
+    torch.testing.assert_close(out.float(), ref, atol=3e-2, rtol=3e-2)
+
+
+def test_the_explicit_path_is_taken_only_for_short_bf16_on_cpu():
     q = torch.zeros(2, 4, 64, 8, dtype=torch.bfloat16)
     assert _short_bf16_on_cpu(q, q, None, 0.0)
     assert not _short_bf16_on_cpu(q.float(), q.float(), None, 0.0)  # float32: SDPA's kernel
-    assert not _short_bf16_on_cpu(q, q, torch.ones(64, 64, dtype=torch.bool), 0.0)
-    assert not _short_bf16_on_cpu(q, q, None, 0.1)  # dropout: SDPA
+    assert _short_bf16_on_cpu(q, q, torch.ones(64, 64, dtype=torch.bool), 0.0)
+    assert not _short_bf16_on_cpu(q, q, torch.zeros(64, 64, dtype=torch.bfloat16), 0.0)  # additive
+    assert _short_bf16_on_cpu(q, q, None, 0.1)  # dropout on the weights, written out too
     assert not _short_bf16_on_cpu(q, q[:, :2], None, 0.0)  # grouped-query: SDPA
     long = torch.zeros(1, 1, layers._EXPLICIT_MAX_T + 1, 8, dtype=torch.bfloat16)
     assert not _short_bf16_on_cpu(long, long, None, 0.0)

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from chainrule.models.layers import _explicit_attention, _short_bf16_on_cpu
+
 ATTENTION_KINDS = ("none", "mlp", "dot", "scaled")
 
 
@@ -116,7 +118,10 @@ class CrossAttention(nn.Module):
             y = torch.matmul(w.to(v.dtype), v)
         else:
             p = self.dropout if self.training else 0.0
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=m, dropout_p=p)
+            if _short_bf16_on_cpu(q, k, m, p):  # PyTorch's bf16 CPU kernel is slow
+                y = _explicit_attention(q, k, v, False, m, p)
+            else:
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=m, dropout_p=p)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y))
 

@@ -67,31 +67,44 @@ _TORCH_SDPA = F.scaled_dot_product_attention
 
 def _short_bf16_on_cpu(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None,
                        dropout_p: float) -> bool:
-    """Whether :func:`_explicit_attention` replaces SDPA: bf16 on CPU, short, no mask/dropout.
+    """Whether :func:`_explicit_attention` replaces SDPA: bf16 on CPU, short, and no mask or a
+    boolean one.
 
     PyTorch's CPU flash-attention kernel in bf16 is slow, its backward above all (~13 ms a
     layer at 12 x 4 heads x 64 x 32, against ~2 ms in float32; bench/RESULTS.md, issue 21),
     while two bf16 batched products and a softmax take a fraction of that at short lengths.
     Not while SDPA is replaced (e.g. by :func:`chainrule.models.attention_capture`'s spy).
     """
-    return (q.device.type == "cpu" and q.dtype == torch.bfloat16 and mask is None
-            and F.scaled_dot_product_attention is _TORCH_SDPA
-            and dropout_p == 0.0 and q.shape[1] == k.shape[1] and q.shape[2] <= _EXPLICIT_MAX_T)
+    return (q.device.type == "cpu" and q.dtype == torch.bfloat16
+            and (mask is None or mask.dtype == torch.bool)
+            and F.scaled_dot_product_attention is _TORCH_SDPA and q.shape[1] == k.shape[1]
+            and max(q.shape[2], k.shape[2]) <= _EXPLICIT_MAX_T)
 
 
-def _explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                        causal: bool) -> torch.Tensor:
-    """softmax(q k^T / sqrt(hs) [+ causal mask]) v, written out: (B, nh, T, hs) each -> y.
+def _explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool,
+                        mask: torch.Tensor | None = None, dropout_p: float = 0.0) -> torch.Tensor:
+    """softmax(q k^T / sqrt(hs) [+ causal mask | + mask]) v, written out: q (B, nh, T, hs),
+    k and v (B, nh, S, hs) -> y (B, nh, T, hs).
 
     The softmax is taken in float32 and its weights cast back to q's dtype; as SDPA's default
-    scale and ``is_causal`` (position t attends to positions <= t).
+    scale, ``is_causal`` (position t attends to positions <= t) and boolean ``attn_mask``
+    (True = may attend, broadcastable to (B, nh, T, S); a row with nothing to attend to gives
+    zeros, as SDPA) and ``dropout_p`` (dropout on the attention weights).
     """
     T, S = q.shape[-2], k.shape[-2]
     att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))  # (B, nh, T, S)
     if causal:
         future = torch.ones(T, S, dtype=torch.bool, device=q.device).triu(S - T + 1)
         att = att.masked_fill(future, float("-inf"))
-    return torch.softmax(att.float(), dim=-1).to(v.dtype) @ v
+    att = att.float()
+    if mask is not None:
+        att = att.masked_fill(~mask, float("-inf"))
+        w = torch.softmax(att, dim=-1).nan_to_num(0.0)  # a row with no key: zeros
+    else:
+        w = torch.softmax(att, dim=-1)
+    if dropout_p > 0.0:
+        w = F.dropout(w, dropout_p)
+    return w.to(v.dtype) @ v
 
 
 class CausalSelfAttention(nn.Module):
@@ -146,7 +159,7 @@ class CausalSelfAttention(nn.Module):
         p = self.dropout if self.training else 0.0
         causal = self.causal and mask is None
         if _short_bf16_on_cpu(q, k, mask, p):
-            return self._out(_explicit_attention(q, k, v, causal)), (k, v)
+            return self._out(_explicit_attention(q, k, v, causal, mask, p)), (k, v)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p,
                                            is_causal=causal, enable_gqa=self.gqa)
         return self._out(y), (k, v)
