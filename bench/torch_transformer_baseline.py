@@ -4,7 +4,8 @@ and the same beam search decodes it.
 
 Same shape as ``transformer-ed``: learned token and position embeddings, pre-norm blocks
 (``norm_first=True``), GELU, final norms, the output layer tied to the target embedding;
-``n_dec_layer`` and ``scale_embeddings`` are honoured as in ``transformer-ed``.
+``n_dec_layer``, ``scale_embeddings`` and ``positions`` are honoured as in ``transformer-ed``
+(``share_embeddings`` is refused).
 Decoding recomputes the decoder over the prefix at every step (nn.TransformerDecoder has no
 key/value cache); only training throughput and BLEU are compared.
 """
@@ -20,12 +21,17 @@ from torch import nn
 
 from chainrule.models.encoder_decoder import EncoderDecoder
 from chainrule.models.neural import register_neural_family
-from chainrule.models.transformer_ed import TransformerEDConfig
+from chainrule.models.transformer_ed import SinusoidalPositions, TransformerEDConfig
 
 
 @dataclass(frozen=True)
 class TorchTransformerConfig(TransformerEDConfig):
-    pass
+    def problems(self) -> list[str]:
+        out = super().problems()
+        if self.share_embeddings:
+            out.append("the torch.nn.Transformer peer keeps its source embedding apart; "
+                       "drop share_embeddings.")
+        return out
 
 
 class _Memory(NamedTuple):
@@ -47,9 +53,12 @@ class TorchTransformer(EncoderDecoder):
         super().__init__(cfg)
         C = cfg.n_embd
         self.src_emb = nn.Embedding(cfg.n_source, C)
-        self.src_pos = nn.Embedding(cfg.max_len, C)
         self.tgt_emb = nn.Embedding(cfg.vocab_size, C)
-        self.tgt_pos = nn.Embedding(cfg.max_len, C)
+        if cfg.positions == "sinusoidal":  # the same fixed table as transformer-ed
+            self.src_pos = self.tgt_pos = SinusoidalPositions(cfg.max_len, C)
+        else:
+            self.src_pos = nn.Embedding(cfg.max_len, C)
+            self.tgt_pos = nn.Embedding(cfg.max_len, C)
         self.drop = nn.Dropout(cfg.dropout)
         self.core = nn.Transformer(
             d_model=C, nhead=cfg.n_head, num_encoder_layers=cfg.n_layer,
@@ -59,7 +68,8 @@ class TorchTransformer(EncoderDecoder):
         self.lm_head.weight = self.tgt_emb.weight
         self.tied_parameters = (("lm_head.weight", "tgt_emb.weight"),)
         for emb in (self.src_emb, self.src_pos, self.tgt_emb, self.tgt_pos):  # as transformer-ed
-            nn.init.normal_(emb.weight, mean=0.0, std=0.02)
+            if isinstance(emb, nn.Embedding):
+                nn.init.normal_(emb.weight, mean=0.0, std=0.02)
         # scale_embeddings: token embeddings times sqrt(n_embd), as transformer-ed
         self.emb_scale = math.sqrt(C) if cfg.scale_embeddings else 1.0
 

@@ -182,6 +182,47 @@ def test_scaled_embeddings_equal_embeddings_multiplied_by_sqrt_d():
                           atol=1e-5)
 
 
+def test_shared_embeddings_are_one_matrix_that_both_sides_train(tmp_path):
+    from chainrule.models.base import Source, load_model
+
+    kw = {"n_layer": 1, "n_head": 2, "n_embd": 16, "dropout": 0.0, "max_len": 16,
+          "joint_vocab": True}
+    shared = _tiny("transformer-ed", share_embeddings=True, **kw)
+    apart = _tiny("transformer-ed", **kw)
+    assert shared.src_emb.weight is shared.tgt_emb.weight is shared.lm_head.weight
+    assert apart.num_parameters() - shared.num_parameters() == 12 * 16
+    source = Source(torch.tensor([[6, 7, 8, 1]]), torch.tensor([4]))
+    x = torch.tensor([[0, 3, 4]])
+    shared.decode(x, shared.memory(source, 1)).sum().backward()
+    grad = shared.tgt_emb.weight.grad
+    assert grad[6:9].abs().sum() > 0  # rows only the source read
+    shared.save(tmp_path / "m")
+    back = load_model(tmp_path / "m").eval()
+    assert back.src_emb.weight is back.tgt_emb.weight
+    shared.eval()
+    assert torch.equal(back(x, None, source=source)[0], shared(x, None, source=source)[0])
+    with pytest.raises(ConfigError, match="set joint_vocab=true"):
+        _tiny("transformer-ed", share_embeddings=True, n_layer=1, n_head=2, n_embd=16)
+    with pytest.raises(ConfigError, match="of one size, got 20 and 12"):
+        _tiny("transformer-ed", share_embeddings=True, source_vocab_size=20, **kw)
+
+
+def test_sinusoidal_positions_are_the_papers_fixed_table():
+    kw = {"n_layer": 1, "n_head": 2, "n_embd": 16, "dropout": 0.0, "max_len": 16}
+    model = _tiny("transformer-ed", positions="sinusoidal", **kw)
+    learned = _tiny("transformer-ed", **kw)
+    assert learned.num_parameters() - model.num_parameters() == 2 * 16 * 16  # two tables
+    table = model.tgt_pos(torch.arange(16))
+    assert model.src_pos is model.tgt_pos and not table.requires_grad
+    for p, i in [(0, 0), (3, 2), (7, 5), (15, 14)]:
+        angle = p / 10000 ** ((i - i % 2) / 16)
+        want = math.sin(angle) if i % 2 == 0 else math.cos(angle)
+        assert table[p, i].item() == pytest.approx(want, abs=1e-6)
+    assert "tgt_pos.table" not in model.state_dict()
+    with pytest.raises(ConfigError, match="positions must be one of learned, sinusoidal"):
+        _tiny("transformer-ed", positions="rotary", **kw)
+
+
 def test_joint_or_separate_vocabularies():
     from chainrule.training.config import make_config
     from chainrule.training.translation import train_tokenizers
@@ -313,6 +354,28 @@ def _fails(capsys, argv, pattern):
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert re.search(pattern, err), err
+
+
+def test_a_joint_vocabulary_trains_one_shared_embedding_from_the_command_line(trained, tmp_path,
+                                                                            capsys):
+    from chainrule.models.base import load_model
+
+    d = trained
+    argv = ["--threads", "1", "train", "--family", "transformer-ed", "--source",
+            str(d / "src.txt"), "--target", str(d / "tgt.txt"), "--kind", "char", "n_layer=1",
+            "n_head=2", "n_embd=16", "max_len=24", "max_iters=4", "batch_size=6",
+            "eval_interval=4", "eval_iters=1", "device=cpu", "share_embeddings=true",
+            "positions=sinusoidal"]
+    _fails(capsys, [*argv, "-o", str(tmp_path / "x")], r"set joint_vocab=true as well")
+    assert main([*argv, "joint_vocab=true", "-o", str(tmp_path / "m")]) == 0
+    model = load_model(tmp_path / "m")
+    assert model.src_emb.weight is model.tgt_emb.weight
+    assert (tmp_path / "m" / "source_tokenizer.json").read_text("utf-8") == \
+        (tmp_path / "m" / "tokenizer.json").read_text("utf-8")
+    capsys.readouterr()
+    assert main(["translate", str(tmp_path / "m"), "--source", str(d / "src.txt"),
+                 "--strategy", "greedy"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == len(SRC)
 
 
 def test_bad_inputs_get_one_sentence(trained, tmp_path, capsys):

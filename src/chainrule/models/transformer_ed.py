@@ -10,8 +10,13 @@ Both stacks are built from :class:`chainrule.models.gpt.Block` (the decoder-only
 block: the same attention, MLP, norms and residuals); :class:`DecoderBlock` subclasses it and
 adds the cross-attention sub-layer between the two. ``post_norm=true`` puts every norm after its
 residual sum (the original paper) instead of before (pre-norm, the default; it trains without
-warm-up tricks). Decoding keeps the decoder's self-attention keys and values in a cache and the
-encoder's cross-attention keys and values once per source.
+warm-up tricks). ``share_embeddings=true`` with ``joint_vocab=true`` (one BPE for both sides)
+makes the source embedding, the target embedding and the output layer one matrix (three-way
+tying, Press & Wolf 2017). ``positions=sinusoidal`` replaces the learned position embeddings by
+the paper's fixed sine/cosine table (with ``scale_embeddings``, the paper's balance: token
+embeddings times sqrt(d) against positions of unit amplitude). Decoding keeps the decoder's
+self-attention keys and values in a cache and the encoder's cross-attention keys and values once
+per source.
 """
 
 from __future__ import annotations
@@ -30,6 +35,25 @@ from chainrule.models.layers import make_norm
 from chainrule.models.neural import register_neural_family
 
 INITS = ("gpt2", "xavier")
+POSITIONS = ("learned", "sinusoidal")
+
+
+class SinusoidalPositions(nn.Module):
+    """Vaswani et al.'s fixed positions: PE(p, 2i) = sin(p / 10000^(2i/d)), PE(p, 2i+1) = cos(...);
+    called like an ``nn.Embedding`` of positions. The table is rebuilt from the config, never
+    saved."""
+
+    def __init__(self, max_len: int, dim: int):
+        super().__init__()
+        pos = torch.arange(max_len, dtype=torch.float32)[:, None]
+        freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(1e4) / dim))
+        table = torch.zeros(max_len, dim)
+        table[:, 0::2] = torch.sin(pos * freq)
+        table[:, 1::2] = torch.cos(pos * freq)[:, : dim // 2]
+        self.register_buffer("table", table, persistent=False)
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        return self.table[positions]
 
 
 @dataclass(frozen=True)
@@ -48,6 +72,8 @@ class TransformerEDConfig(ConditionalConfig):
     layer_norm_eps: float = 1e-5  # epsilon of every norm
     mlp: str = "gelu"  # "gelu" or "swiglu"
     tie_weights: bool = True  # the output layer reuses the target embedding matrix
+    share_embeddings: bool = False  # one embedding for source and target (needs joint_vocab)
+    positions: str = "learned"  # "learned" embeddings or the fixed "sinusoidal" table
     init: str = "gpt2"  # block matrices: "gpt2" N(0, 0.02) or "xavier" (Glorot uniform)
     scale_embeddings: bool = False  # token embeddings times sqrt(n_embd) (Vaswani et al.)
 
@@ -75,6 +101,15 @@ class TransformerEDConfig(ConditionalConfig):
             out.append(f"mlp must be 'gelu' or 'swiglu', got {self.mlp!r}.")
         if self.init not in INITS:
             out.append(f"init must be one of {', '.join(INITS)}, got {self.init!r}.")
+        if self.positions not in POSITIONS:
+            out.append(f"positions must be one of {', '.join(POSITIONS)}, got "
+                       f"{self.positions!r}.")
+        if self.share_embeddings and not self.joint_vocab:
+            out.append("share_embeddings=true needs one vocabulary for source and target; "
+                       "set joint_vocab=true as well.")
+        elif self.share_embeddings and self.n_source != self.vocab_size:
+            out.append(f"share_embeddings=true needs source and target vocabularies of one size, "
+                       f"got {self.n_source} and {self.vocab_size}.")
         return out
 
 
@@ -139,9 +174,12 @@ class TransformerED(EncoderDecoder):
         super().__init__(cfg)
         C = cfg.n_embd
         self.src_emb = nn.Embedding(cfg.n_source, C)
-        self.src_pos = nn.Embedding(cfg.max_len, C)
         self.tgt_emb = nn.Embedding(cfg.vocab_size, C)
-        self.tgt_pos = nn.Embedding(cfg.max_len, C)
+        if cfg.positions == "sinusoidal":  # one fixed table for both sides
+            self.src_pos = self.tgt_pos = SinusoidalPositions(cfg.max_len, C)
+        else:
+            self.src_pos = nn.Embedding(cfg.max_len, C)
+            self.tgt_pos = nn.Embedding(cfg.max_len, C)
         self.drop = nn.Dropout(cfg.dropout)
         self.enc = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         for block in self.enc:
@@ -153,10 +191,14 @@ class TransformerED(EncoderDecoder):
         self.dec_ln = (nn.Identity() if cfg.post_norm else
                        make_norm(cfg.norm, C, cfg.layer_norm_eps, cfg.bias))
         self.lm_head = nn.Linear(C, cfg.vocab_size, bias=False)
-        self.tied_parameters = ()
+        tied = []
         if cfg.tie_weights:
             self.lm_head.weight = self.tgt_emb.weight
-            self.tied_parameters = (("lm_head.weight", "tgt_emb.weight"),)
+            tied.append(("lm_head.weight", "tgt_emb.weight"))
+        if cfg.share_embeddings:  # joint BPE: a source token and a target token are one token
+            self.src_emb.weight = self.tgt_emb.weight
+            tied.append(("src_emb.weight", "tgt_emb.weight"))
+        self.tied_parameters = tuple(tied)
         self._init_weights(cfg)
         self.emb_scale = math.sqrt(C) if cfg.scale_embeddings else 1.0
 
@@ -257,4 +299,4 @@ class TransformerED(EncoderDecoder):
 
 register_neural_family(TransformerED, "transformer encoder-decoder (GPT blocks + cross-attention)")
 
-__all__ = ["DecoderBlock", "TransformerED", "TransformerEDConfig"]
+__all__ = ["DecoderBlock", "SinusoidalPositions", "TransformerED", "TransformerEDConfig"]

@@ -196,4 +196,8 @@ FAMILY_SPECS: dict[str, FamilySpec] = {
         fit_on_tiny_task, "transformer-ed", lr=1e-2, n_layer=1, n_dec_layer=2, n_head=2,
         n_embd=16, post_norm=True, tie_weights=False, init="xavier", scale_embeddings=True,
         max_len=16)),
+    "transformer-ed-shared-sin": FamilySpec("transformer-ed", partial(  # three-way tying
+        fit_on_tiny_task, "transformer-ed", lr=1e-2, n_layer=1, n_dec_layer=1, n_head=2,
+        n_embd=16, joint_vocab=True, share_embeddings=True, positions="sinusoidal",
+        scale_embeddings=True, max_len=16)),
 }
