@@ -15,7 +15,8 @@ steps rather than a longer run; the model with the best validation loss is decod
 
 ``--cpu-budget`` counts each model's own process time, so a loaded machine gives the same steps
 (later); ``--fit-schedule`` ends the cosine where that budget runs out. A model may be a variant
-of a preset, ``LABEL=NAME:KEY=VALUE;...``. ``--gpu`` trains the GPU presets instead, side by
+of a preset, ``LABEL=NAME:KEY=VALUE;...``; one with ``joint_vocab=true`` gets one BPE of its
+``vocab_size`` trained on both sides (kept in ``--work``). ``--gpu`` trains the GPU presets instead, side by
 side on one GPU up to one deadline (``--train-until``), decodes there and tabulates issue 11's
 GPU targets: ``bench/gpu_translate.sh`` runs it on the device machine.
 """
@@ -84,6 +85,19 @@ def tokenizers(work: Path, pairs, preset: str = "multi30k-gru-cpu"):
     return src, tgt
 
 
+def joint_tokenizer(work: Path, pairs, vocab: int):
+    """One byte-level BPE of ``vocab`` entries trained on both sides (a ``joint_vocab=true``
+    variant), kept in ``work`` for the other models of the run."""
+    from chainrule.tokenizers import load_tokenizer, train_tokenizer
+
+    path = work / f"joint_tokenizer_{vocab}.json"
+    if path.exists():
+        return load_tokenizer(path)
+    tok = train_tokenizer("bytebpe", [x for pair in pairs for x in pair], vocab_size=vocab)
+    tok.save(path)
+    return tok
+
+
 def _encode_once() -> None:
     """Encode the corpus once per process: training resumes chunk after chunk, and the CPU
     budget should pay for training, not for re-encoding 29,000 pairs every chunk."""
@@ -134,8 +148,12 @@ def run_one(spec: str, args) -> dict:
         test = test[: args.test_limit]
     if args.train_limit:
         train = train[: args.train_limit]
-    stok, tok = tokenizers(work, train, models_table(args)["gru"][1])
     table = {k: v for k, v in load_preset(preset).items() if k != "family"}
+    if overrides.get("joint_vocab", "").lower() in ("true", "1"):
+        stok = tok = joint_tokenizer(work, train, int(overrides.get("vocab_size",
+                                                                     table["vocab_size"])))
+    else:
+        stok, tok = tokenizers(work, train, models_table(args)["gru"][1])
     planned = int(overrides.pop("max_iters", table["max_iters"]))
     keys = [f"{k}={v}" for k, v in overrides.items()]
     out = work / label
@@ -191,13 +209,15 @@ def run_one(spec: str, args) -> dict:
 
 def throughput(args) -> str:
     """Teacher-forced training steps of transformer-ed and torch.nn.Transformer of the preset's
-    shape on the same batches (64 pairs of 20 + 20 tokens), interleaved; target tokens per CPU
-    second (process time, so a loaded machine's share does not enter) and per wall second."""
+    shape on the same batches (64 pairs of 20 + 20 tokens), interleaved, in the preset's dtype
+    (bf16 autocast where it says ``bfloat16-if-native`` and the CPU has it); target tokens per
+    CPU second (process time, so a loaded machine's share does not enter) and per wall second."""
     import torch
     import torch_transformer_baseline  # noqa: F401
 
     from chainrule.models.base import Source
     from chainrule.models.neural import build_neural_model
+    from chainrule.training.build import uses_bf16
     from chainrule.training.config import load_preset
     from chainrule.training.objectives import TrainBatch
     from chainrule.training.translation import TeacherForcedCE
@@ -205,7 +225,8 @@ def throughput(args) -> str:
     torch.set_num_threads(args.threads)
     table_ = load_preset("multi30k-transformer-cpu")
     keys = ("n_layer", "n_dec_layer", "n_head", "n_embd", "n_inner", "dropout", "max_len",
-            "scale_embeddings")
+            "scale_embeddings", "positions")
+    bf16 = not args.float32 and uses_bf16(table_.get("dtype", "auto"), torch.device("cpu"))
     shape = {k: table_[k] for k in keys}
     V, B, T = table_["vocab_size"], table_["batch_size"], 20
     models = {}
@@ -225,7 +246,8 @@ def throughput(args) -> str:
     for i in range(args.throughput_steps + 2):
         for fam, (m, opt) in models.items():
             c0, w0 = time.process_time(), time.perf_counter()
-            out = loss.loss(m, batches[i % len(batches)])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                out = loss.loss(m, batches[i % len(batches)])
             opt.zero_grad()
             out.backward()
             opt.step()
@@ -235,7 +257,7 @@ def throughput(args) -> str:
     n = args.throughput_steps * B * T
     a, b = "transformer-ed", "bench-torch-transformer"
     return (f"teacher-forced training, {args.throughput_steps} steps of {B} x {T} target tokens, "
-            f"{args.threads} thread(s):\n"
+            f"{args.threads} thread(s), {'bf16 autocast' if bf16 else 'float32'}:\n"
             f"| model | target tok per CPU-s | target tok per wall-s |\n|---|---|---|\n"
             f"| transformer-ed | {n / cpu[a]:,.0f} | {n / wall[a]:,.0f} |\n"
             f"| torch.nn.Transformer | {n / cpu[b]:,.0f} | {n / wall[b]:,.0f} |\n\n"
@@ -325,6 +347,8 @@ def main() -> int:
     p.add_argument("--throughput", action="store_true",
                    help="only compare training throughput with torch.nn.Transformer")
     p.add_argument("--throughput-steps", type=int, default=10)
+    p.add_argument("--float32", action="store_true",
+                   help="--throughput in float32 whatever the preset's dtype")
     p.add_argument("--gpu", action="store_true",
                    help="the GPU presets (multi30k-gru/-attn/-transformer) and issue 11's GPU "
                         "targets in the table (bench/gpu_translate.sh)")
