@@ -16,9 +16,9 @@ steps rather than a longer run; the model with the best validation loss is decod
 ``--cpu-budget`` counts each model's own process time, so a loaded machine gives the same steps
 (later); ``--fit-schedule`` ends the cosine where that budget runs out. A model may be a variant
 of a preset, ``LABEL=NAME:KEY=VALUE;...``; one with ``joint_vocab=true`` gets one BPE of its
-``vocab_size`` trained on both sides (kept in ``--work``). ``--gpu`` trains the GPU presets instead, side by
-side on one GPU up to one deadline (``--train-until``), decodes there and tabulates issue 11's
-GPU targets: ``bench/gpu_translate.sh`` runs it on the device machine.
+``vocab_size`` trained on both sides (kept in ``--work``). ``--gpu`` trains the GPU presets
+instead, side by side on one GPU up to one deadline (``--train-until``), decodes there and
+tabulates issue 11's GPU targets: ``bench/gpu_translate.sh`` runs it on the device machine.
 """
 
 from __future__ import annotations

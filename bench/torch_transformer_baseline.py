@@ -2,10 +2,10 @@
 chainrule's conditional interface, so the same training loop, objective and batches train it
 and the same beam search decodes it.
 
-Same shape as ``transformer-ed``: learned token and position embeddings, pre-norm blocks
+Same shape as ``transformer-ed``: learned token embeddings, pre-norm blocks
 (``norm_first=True``), GELU, final norms, the output layer tied to the target embedding;
-``n_dec_layer``, ``scale_embeddings`` and ``positions`` are honoured as in ``transformer-ed``
-(``share_embeddings`` is refused).
+``n_dec_layer``, ``scale_embeddings`` and ``positions`` (learned or the same sinusoidal table)
+are honoured as in ``transformer-ed`` (``share_embeddings`` is refused).
 Decoding recomputes the decoder over the prefix at every step (nn.TransformerDecoder has no
 key/value cache); only training throughput and BLEU are compared.
 """
