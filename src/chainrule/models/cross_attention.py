@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from chainrule.models.layers import _explicit_attention, _short_bf16_on_cpu
+from chainrule.models.layers import _attention_weights, _explicit_attention, _short_bf16_on_cpu
 
 ATTENTION_KINDS = ("none", "mlp", "dot", "scaled")
 
@@ -112,8 +112,7 @@ class CrossAttention(nn.Module):
         k, v = kv
         m = mask[:, None, None, :]  # (B, 1, 1, S)
         if self.record:
-            scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim)
-            w = torch.softmax(scores.float().masked_fill(~m, float("-inf")), dim=-1)
+            w = _attention_weights(q, k, mask=m)
             self.weights = w.detach()
             y = torch.matmul(w.to(v.dtype), v)
         else:

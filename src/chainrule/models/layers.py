@@ -81,27 +81,29 @@ def _short_bf16_on_cpu(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | No
             and max(q.shape[2], k.shape[2]) <= _EXPLICIT_MAX_T)
 
 
-def _explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool,
-                        mask: torch.Tensor | None = None, dropout_p: float = 0.0) -> torch.Tensor:
-    """softmax(q k^T / sqrt(hs) [+ causal mask | + mask]) v, written out: q (B, nh, T, hs),
-    k and v (B, nh, S, hs) -> y (B, nh, T, hs).
-
-    The softmax is taken in float32 and its weights cast back to q's dtype; as SDPA's default
-    scale, ``is_causal`` (position t attends to positions <= t) and boolean ``attn_mask``
-    (True = may attend, broadcastable to (B, nh, T, S); a row with nothing to attend to gives
-    zeros, as SDPA) and ``dropout_p`` (dropout on the attention weights).
-    """
+def _attention_weights(q: torch.Tensor, k: torch.Tensor, causal: bool = False,
+                       mask: torch.Tensor | None = None) -> torch.Tensor:
+    """softmax(q k^T / sqrt(hs) [+ causal mask | + mask]) in float32: q (B, nh, T, hs), k
+    (B, nh, S, hs) -> (B, nh, T, S); as SDPA's default scale, ``is_causal`` (position t attends
+    to positions <= t) and boolean ``attn_mask`` (True = may attend, broadcastable to
+    (B, nh, T, S); a row with nothing to attend to gets zeros, as SDPA)."""
     T, S = q.shape[-2], k.shape[-2]
     att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))  # (B, nh, T, S)
     if causal:
         future = torch.ones(T, S, dtype=torch.bool, device=q.device).triu(S - T + 1)
         att = att.masked_fill(future, float("-inf"))
     att = att.float()
-    if mask is not None:
-        att = att.masked_fill(~mask, float("-inf"))
-        w = torch.softmax(att, dim=-1).nan_to_num(0.0)  # a row with no key: zeros
-    else:
-        w = torch.softmax(att, dim=-1)
+    if mask is None:
+        return torch.softmax(att, dim=-1)
+    att = att.masked_fill(~mask, float("-inf"))
+    return torch.softmax(att, dim=-1).nan_to_num(0.0)  # a row with no key: zeros
+
+
+def _explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool,
+                        mask: torch.Tensor | None = None, dropout_p: float = 0.0) -> torch.Tensor:
+    """SDPA written out: :func:`_attention_weights` (float32), ``dropout_p`` dropout on them,
+    cast back to v's dtype, times v (B, nh, S, hs) -> y (B, nh, T, hs)."""
+    w = _attention_weights(q, k, causal, mask)
     if dropout_p > 0.0:
         w = F.dropout(w, dropout_p)
     return w.to(v.dtype) @ v
