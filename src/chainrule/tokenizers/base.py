@@ -27,6 +27,8 @@ TOKENIZER_FORMAT = "chainrule-tokenizer"
 TOKENIZER_FORMAT_VERSION = 1
 
 BOS, EOS, PAD, UNK = "<s>", "</s>", "<pad>", "<unk>"
+#: ids 0-3 of the char and word tokenizers, in this order
+SPECIALS = (PAD, UNK, BOS, EOS)
 
 
 class Tokenizer(abc.ABC):
@@ -235,6 +237,7 @@ __all__ = [
     "BOS",
     "EOS",
     "PAD",
+    "SPECIALS",
     "UNK",
     "Tokenizer",
     "load_tokenizer",

@@ -7,17 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from chainrule.errors import TokenizerError
-from chainrule.tokenizers.base import (
-    BOS,
-    EOS,
-    PAD,
-    UNK,
-    Tokenizer,
-    register_tokenizer,
-    tiled,
-)
-
-SPECIALS = (PAD, UNK, BOS, EOS)
+from chainrule.tokenizers.base import SPECIALS, UNK, Tokenizer, register_tokenizer, tiled
 
 
 @register_tokenizer

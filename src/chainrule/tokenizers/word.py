@@ -18,17 +18,8 @@ from typing import Any
 import regex
 
 from chainrule.errors import TokenizerError
-from chainrule.tokenizers.base import (
-    BOS,
-    EOS,
-    PAD,
-    UNK,
-    Tokenizer,
-    register_tokenizer,
-    tiled,
-)
+from chainrule.tokenizers.base import SPECIALS, UNK, Tokenizer, register_tokenizer, tiled
 
-SPECIALS = (PAD, UNK, BOS, EOS)
 WORD_PATTERN = r"\w+|[^\w\s]"
 _WORD_RE = regex.compile(WORD_PATTERN)
 MODES = ("regex", "whitespace")
