@@ -1,9 +1,11 @@
 """Shared fixtures of the decoding tests: fitted tiny models of every family, a letter
-tokenizer for the tiny task, and a chi-square test written from the regularised gamma."""
+tokenizer for the tiny task, a chi-square test written from the regularised gamma, and the
+one-beam-is-greedy check of the conditional models."""
 
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import torch
@@ -92,3 +94,20 @@ def chi_square_pvalue(counts: torch.Tensor, probs: torch.Tensor, min_expected: f
         return 1.0  # a (near-)deterministic distribution: nothing to test
     stat = sum((o - e) ** 2 / e for o, e in zip(bins_o, bins_e))
     return chi2_sf(stat, len(bins_e) - 1)
+
+
+def assert_one_beam_is_greedy(model, sources: list[list[int]], max_new_tokens: int) -> None:
+    """Beam search with one beam gives greedy decoding's tokens and log-probabilities, given
+    each source (empty prompts)."""
+    from chainrule.decoding import GenerationConfig, generate
+
+    prompts = [[] for _ in sources]
+    greedy = generate(model, prompts, GenerationConfig(strategy="greedy",
+                                                       max_new_tokens=max_new_tokens),
+                      sources=sources)
+    beam = generate(model, prompts, GenerationConfig(strategy="beam", num_beams=1,
+                                                     max_new_tokens=max_new_tokens),
+                    sources=sources)
+    for [g], [b] in zip(greedy, beam, strict=True):
+        assert g.token_ids == b.token_ids
+        assert math.isclose(g.logprob, b.logprob, abs_tol=1e-4)

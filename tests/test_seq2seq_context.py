@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
+from _decoding_helpers import assert_one_beam_is_greedy
 from chainrule.errors import ConfigError
 from chainrule.models.neural import build_neural_model
 from chainrule.testing.conditional import copy_task, fit_conditional, token_accuracy
@@ -127,8 +126,6 @@ def test_feed_context_with_attention_is_refused_with_one_sentence():
 
 
 def test_the_copy_task_is_learned_and_beam_one_is_greedy():
-    from chainrule.decoding import GenerationConfig, generate
-
     torch.set_num_threads(1)
     src, tgt = copy_task(300, 8, 2, 5, seed=0)
     torch.manual_seed(0)
@@ -137,15 +134,7 @@ def test_the_copy_task_is_learned_and_beam_one_is_greedy():
     fit_conditional(model, tgt, src, steps=300, lr=5e-3, batch_size=64)
     test_src, test_tgt = copy_task(100, 8, 2, 5, seed=1)  # unseen sentences
     assert token_accuracy(model, test_src, test_tgt) >= 0.9  # no attention: ~97% here
-    sources = test_src[:8]
-    greedy = generate(model, [[] for _ in sources],
-                      GenerationConfig(strategy="greedy", max_new_tokens=8), sources=sources)
-    beam = generate(model, [[] for _ in sources],
-                    GenerationConfig(strategy="beam", num_beams=1, max_new_tokens=8),
-                    sources=sources)
-    for [g], [b] in zip(greedy, beam):
-        assert g.token_ids == b.token_ids
-        assert math.isclose(g.logprob, b.logprob, abs_tol=1e-4)
+    assert_one_beam_is_greedy(model, test_src[:8], max_new_tokens=8)
 
 
 def test_the_command_line_trains_and_translates_with_it(tmp_path, capsys):

@@ -10,6 +10,7 @@ import re
 import pytest
 import torch
 
+from _decoding_helpers import assert_one_beam_is_greedy
 from chainrule.cli import main
 from chainrule.data.parallel import read_parallel
 from chainrule.errors import ConfigError, DataError
@@ -89,18 +90,8 @@ def test_seq2seq_without_attention_has_no_map_to_draw():
     ("transformer-ed", {"n_layer": 1, "n_head": 2, "n_embd": 16, "max_len": 16}),
 ])
 def test_beam_search_with_one_beam_is_greedy(family, kw):
-    from chainrule.decoding import GenerationConfig, generate
-
     model = fit_on_tiny_task(family, TASK, steps=30, **kw)
-    sources = TASK.sources[:6]
-    greedy = generate(model, [[] for _ in sources],
-                      GenerationConfig(strategy="greedy", max_new_tokens=12), sources=sources)
-    beam = generate(model, [[] for _ in sources],
-                    GenerationConfig(strategy="beam", num_beams=1, max_new_tokens=12),
-                    sources=sources)
-    for [g], [b] in zip(greedy, beam):
-        assert g.token_ids == b.token_ids
-        assert math.isclose(g.logprob, b.logprob, abs_tol=1e-4)
+    assert_one_beam_is_greedy(model, TASK.sources[:6], max_new_tokens=12)
 
 
 def test_transformer_decoding_past_its_first_cache_equals_the_full_pass():
